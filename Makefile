@@ -13,7 +13,7 @@ venv: $(VENV)/.installed ## create .venv from the lock file
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation --config-settings editable_mode=compat -e .
 	touch $@
 
 serve: venv ## run the service from source with ./config.yml
@@ -22,6 +22,21 @@ serve: venv ## run the service from source with ./config.yml
 test: venv ## run the test suite
 	$(PY) -m pytest
 
+binary: venv ## build dist/tinyapi, the static executable (a no-op when nothing changed)
+	$(PY) build/build.py
+
 lock: ## re-pin requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra build --extra dev --generate-hashes \
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
+
+# --- the image: Dockerfile + docker/ (stage-image, run); .ci/start-docker starts an engine
+VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' tinyapi/__init__.py)
+
+image: venv ## build the FROM scratch image tinyapi:latest and tinyapi:<version>
+	@[ -x dist/tinyapi ] || $(MAKE) --no-print-directory binary
+	@docker info >/dev/null 2>&1 || .ci/start-docker
+	PYTHON=$(PY) docker/stage-image dist/tinyapi
+	docker build --build-arg VERSION=$(VERSION) -t tinyapi:latest -t tinyapi:$(VERSION) .
+
+run: ## serve on :8080 from the image, or dist/tinyapi directly when no Docker engine answers
+	@MAKE="$(MAKE)" docker/run

@@ -1,0 +1,127 @@
+"""The server: gunicorn embedded in the program, as a custom gunicorn application, so that one
+frozen executable is the whole server (master + workers) with no `gunicorn` command around it."""
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+
+import gunicorn.arbiter
+from gunicorn import glogging
+from gunicorn.app.base import BaseApplication
+from gunicorn.errors import HaltServer
+
+from tinyapi import logger, panic
+from tinyapi.app import create_app
+from tinyapi.config import Config
+
+log = logging.getLogger(logger.LOGGER_NAME)
+
+# Limits on what a client may send before a request is refused with a 4xx (gunicorn enforces
+# them while parsing): request line bytes, header count, bytes per header line.
+LIMIT_REQUEST_LINE = 4094
+LIMIT_REQUEST_FIELDS = 50
+LIMIT_REQUEST_FIELD_SIZE = 8190
+
+
+class StartupError(Exception):
+    """The server cannot start for a reason the user can fix (port taken, bad address)."""
+
+
+class GunicornLogger(glogging.Logger):
+    """Gunicorn's own lines in tinyapi's format: its loggers propagate to the root handler that
+    logger.setup() installed, instead of gunicorn's own stderr handlers."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        for each in (self.error_log, self.access_log):
+            each.handlers = []
+            each.propagate = True
+
+
+def _halt_on_panic(arbiter, worker) -> None:
+    """gunicorn's child_exit hook, run in the master for each worker it reaps (once more for
+    each while it stops: hence `panicking`, so that it halts only once)."""
+    if panic.flag().is_raised() and not arbiter.panicking:
+        arbiter.panicking = True
+        raise HaltServer("a worker panicked (/panic or /chaosmonkey)", panic.EXIT_STATUS)
+
+
+class Arbiter(gunicorn.arbiter.Arbiter):
+    """Gunicorn's master, with a quick stop when a worker has panicked: the other workers are
+    told to quit now (SIGQUIT) rather than finish their requests, so the whole server is gone
+    well within a second."""
+
+    panicking = False
+
+    def halt(self, reason=None, exit_status=0):
+        if exit_status == panic.EXIT_STATUS:
+            self.stop(graceful=False)
+        super().halt(reason, exit_status)
+
+
+class Server(BaseApplication):
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        super().__init__()
+
+    def load_config(self) -> None:
+        s = self.config.server
+        settings = {
+            "bind": [bind_address(s.bind_address, s.bind_port)],
+            "workers": s.workers,
+            "worker_class": s.worker_class,
+            "threads": s.threads,
+            "timeout": s.timeout,
+            "graceful_timeout": s.graceful_timeout,
+            "keepalive": s.keepalive,
+            # Import Flask and build the app once, in the master: workers start fast and share
+            # those pages copy-on-write.
+            "preload_app": True,
+            # Gunicorn 25+ opens a control socket under $HOME; a scratch image has no home.
+            "control_socket_disable": True,
+            "logger_class": GunicornLogger,
+            "accesslog": None,  # tinyapi writes its own access line, for every request
+            "child_exit": _halt_on_panic,
+            "proc_name": "tinyapi",
+            "limit_request_line": LIMIT_REQUEST_LINE,
+            "limit_request_fields": LIMIT_REQUEST_FIELDS,
+            "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
+        }
+        for key, value in settings.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        return create_app(self.config)
+
+    def run(self) -> None:
+        # BaseApplication.run() with our Arbiter.
+        Arbiter(self).run()
+
+
+def bind_address(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def check_port(address: str, port: int) -> None:
+    """Fail fast with one line when the address cannot be bound: gunicorn would retry for
+    five seconds and then exit 1, which looks like a panic to a supervisor."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError as err:
+            where = bind_address(address, port)
+            if err.errno == errno.EADDRINUSE:
+                raise StartupError(f"cannot listen on {where}: address already in use") from None
+            raise StartupError(f"cannot listen on {where}: {err.strerror or err}") from None
+
+
+def serve(config: Config) -> None:
+    """Run the server until it is stopped; exits the process with gunicorn's status (0 on
+    SIGTERM/SIGINT, 1 after a panic)."""
+    s = config.server
+    check_port(s.bind_address, s.bind_port)
+    log.info("Starting server on: %s", bind_address(s.bind_address, s.bind_port))
+    Server(config).run()
