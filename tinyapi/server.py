@@ -39,6 +39,18 @@ class GunicornLogger(glogging.Logger):
             each.propagate = True
 
 
+def _from_caller(method):
+    """Make a gunicorn log call report its caller (arbiter.py:NN), not glogging.py's wrapper."""
+    def log_from_caller(self, msg, *args, **kwargs):
+        kwargs.setdefault("stacklevel", 3)  # 1 glogging's method, 2 this wrapper, 3 the caller
+        return method(self, msg, *args, **kwargs)
+    return log_from_caller
+
+
+for _level in ("debug", "info", "warning", "error", "critical", "exception"):
+    setattr(GunicornLogger, _level, _from_caller(getattr(glogging.Logger, _level)))
+
+
 def _halt_on_panic(arbiter, worker) -> None:
     """gunicorn's child_exit hook, run in the master for each worker it reaps (once more for
     each while it stops: hence `panicking`, so that it halts only once)."""
