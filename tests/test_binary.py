@@ -1,0 +1,171 @@
+"""dist/tinyapi, the static executable that build/build.py makes.
+
+The session fixture runs build/build.py, which is a no-op when dist/tinyapi is up
+to date with the sources (and rebuilds it otherwise: ~20 s). The empty-root tests
+run the binary the way a FROM scratch image does: chrooted into a directory that
+holds only it, /tmp and /proc, as uid 65534, in new mount and pid namespaces.
+That needs root: without it they skip, except under CI=true, where they fail.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tinyapi
+from conftest import ROOT
+
+BINARY = ROOT / "dist" / "tinyapi"
+IS_ROOT = os.geteuid() == 0
+IN_CI = os.environ.get("CI") == "true"
+
+
+def _load_build_module():
+    # build/ is no package (and `build` is a PyPI name): load the script by path.
+    spec = importlib.util.spec_from_file_location("tinyapi_build", ROOT / "build" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build = _load_build_module()
+
+
+def needs_root():
+    if not IS_ROOT:
+        message = "unshare/chroot need root"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def binary() -> Path:
+    """dist/tinyapi, built (or found up to date) by build/build.py with this interpreter."""
+    cmd = [sys.executable, str(ROOT / "build" / "build.py")]
+    if not IS_ROOT:
+        cmd.append("--skip-verify")  # verify chroots; the root-only tests below do the same
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"build/build.py exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+    assert BINARY.exists()
+    return BINARY
+
+
+@pytest.fixture
+def empty_root(binary):
+    """empty_root(args=(), env=None, files=None, ready_path='/alwaysok') -> context manager
+    yielding a build.Server for the binary run in an empty root."""
+    needs_root()
+
+    def start(**kwargs):
+        return build.empty_root_server(str(binary), **kwargs)
+    return start
+
+
+def binary_command(binary: Path):
+    return lambda *args: [str(binary), *args]
+
+
+def no_chaos_config(path: Path) -> Path:
+    """A config file whose effect shows: with chaos off, /panic answers 404 instead of exiting."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("chaos:\n  enabled: false\n")
+    return path
+
+
+# --- the file itself ---------------------------------------------------------------------------
+
+def test_is_static(binary):
+    ldd = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
+    assert "not a dynamic executable" in ldd.stdout + ldd.stderr
+
+
+def test_others_may_execute_it(binary):
+    # staticx writes 0700; the image runs it as a non-root user.
+    assert binary.stat().st_mode & 0o777 == 0o755
+
+
+def test_version(binary):
+    proc = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert tinyapi.__version__ in proc.stdout
+
+
+# --- in an empty root, as in a FROM scratch image ----------------------------------------------
+
+def test_serves_alwaysok_in_empty_root(empty_root):
+    with empty_root() as server:
+        status, body = server.get("/alwaysok")
+        assert (status, body) == (200, '{ "status": "OK" }')
+        assert "No config file loaded" in server.log()
+
+
+def test_sync_worker_in_empty_root(empty_root):
+    # gunicorn imports "sync" by name: only the spec's hidden import puts it in the binary.
+    # (With threads > 1 gunicorn quietly runs gthread instead.)
+    env = {"TINYAPI_SERVER_WORKER_CLASS": "sync", "TINYAPI_SERVER_THREADS": "1"}
+    with empty_root(env=env) as server:
+        assert server.get("/alwaysok")[0] == 200
+        assert "Using worker: sync" in server.log()
+
+
+def test_version_in_empty_root(empty_root):
+    with empty_root(args=["--version"], ready_path=None) as server:
+        assert server.proc.wait(timeout=30) == 0, server.log()
+        assert tinyapi.__version__ in server.log()
+
+
+def test_config_from_cfg_path_in_empty_root(empty_root):
+    # The image's way: TINYAPI_CFG_PATH names a directory holding config.yml.
+    files = {"/etc/tinyapi/config.yml": "chaos:\n  enabled: false\n"}
+    with empty_root(env={"TINYAPI_CFG_PATH": "/etc/tinyapi"}, files=files) as server:
+        assert server.get("/panic")[0] == 404
+        assert server.get("/alwaysok")[0] == 200  # still alive
+        assert "Loaded config file: /etc/tinyapi/config.yml" in server.log()
+
+
+def test_frozen_ca_bundle_is_used_in_empty_root(empty_root, untrusted_https_target):
+    # certifi.where() must name a file inside the binary: an untrusted certificate is
+    # then refused by verification, not by a missing CA file.
+    env = {"TINYAPI_HEALTHCHECK_HC1_URL": untrusted_https_target.url("/ok"),
+           "TINYAPI_HEALTHCHECK_HC2_URL": untrusted_https_target.url("/ok")}
+    with empty_root(env=env) as server:
+        status, body = server.get("/healthcheck")
+    assert status == 503
+    for result in json.loads(body):
+        assert result["status"] == 3
+        assert "CERTIFICATE_VERIFY_FAILED" in result["verbose"], result
+
+
+def test_https_with_configured_ca_in_empty_root(empty_root, test_ca, https_target):
+    files = {"/etc/test-ca.pem": test_ca.cert_pem.bytes().decode()}
+    env = {"TINYAPI_HEALTHCHECK_CA_FILE": "/etc/test-ca.pem",
+           "TINYAPI_HEALTHCHECK_HC1_URL": https_target.url("/ok"),
+           "TINYAPI_HEALTHCHECK_HC2_URL": https_target.url("/missing")}
+    with empty_root(env=env, files=files) as server:
+        status, body = server.get("/healthcheck")
+    results = json.loads(body)
+    assert [r["status"] for r in results] == [1, 2], results
+    assert status == 503  # one check is not 200
+
+
+# --- on the host, with a config file -----------------------------------------------------------
+
+def test_config_flag(binary, start_server, tmp_path):
+    config = no_chaos_config(tmp_path / "conf" / "tinyapi.yml")
+    server = start_server("--config", str(config), command=binary_command(binary))
+    assert server.get("/panic").status == 404
+    assert server.get("/alwaysok").text == '{ "status": "OK" }'
+    assert f"Loaded config file: {config}" in server.log
+
+
+def test_config_from_cfg_path(binary, start_server, tmp_path):
+    config = no_chaos_config(tmp_path / "cfg" / "config.yml")
+    server = start_server(command=binary_command(binary), TINYAPI_CFG_PATH=str(config.parent))
+    assert server.get("/panic").status == 404
+    assert f"Loaded config file: {config}" in server.log
