@@ -1,0 +1,36 @@
+# tinyapi in a FROM scratch image: one static binary, its config, a CA bundle
+# and a /tmp. No shell, no libraries, nothing else.
+#
+# Build it with `make image`: the context's payload must be staged first
+# (docker/stage-image writes dist/image/), because nothing can be fixed up here:
+#  - scratch has no shell, so no RUN chmod/mkdir;
+#  - COPY --chmod needs BuildKit, and the classic builder must work too.
+# So dist/image/ already carries the final modes (bin/tinyapi 0755, tmp/ 1777).
+FROM scratch
+
+ARG VERSION=0.0.0-dev
+ARG SOURCE=""
+
+LABEL org.opencontainers.image.title="tinyapi" \
+      org.opencontainers.image.description="The tinyapi of 'Building Tiny Secure Docker Containers', in Python: Flask + gunicorn frozen into one static binary" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="MIT"
+
+# One COPY of the staged tree onto /, on purpose: copying a directory *to its
+# own destination* (COPY dist/image/tmp /tmp) makes the classic builder create
+# /tmp 0755 and lose the sticky 1777; as children of the copied tree the
+# directories keep their modes (checked with `docker export | tar -tv`).
+#   /bin/tinyapi                         the staticx binary (0755)
+#   /etc/tinyapi/config.yml              the repo's config.yml (binds 0.0.0.0:8080)
+#   /etc/ssl/certs/ca-certificates.crt   certifi's CA bundle, for /healthcheck
+#   /tmp/                                1777: staticx and PyInstaller unpack and exec here
+COPY dist/image/ /
+
+ENV TINYAPI_CFG_PATH=/etc/tinyapi \
+    TINYAPI_HEALTHCHECK_CA_FILE=/etc/ssl/certs/ca-certificates.crt
+
+# Numeric, since scratch has no /etc/passwd: 65532 is distroless' "nonroot".
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["/bin/tinyapi"]

@@ -1,0 +1,439 @@
+"""The FROM scratch image against a real Docker engine.
+
+The image is built once per session with `make image`. Every test starts its own
+container(s), publishes 8080 on a free port of 127.0.0.1 (Docker picks it), and
+removes them with `docker rm -f` whatever happens. Nothing sleeps a fixed time:
+each wait polls until its deadline.
+
+No Docker engine answering: the tests skip, except under CI=true, where they fail.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import http.server
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import tarfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+IMAGE = "tinyapi:latest"
+IN_CI = os.environ.get("CI") == "true"
+MAX_IMAGE_BYTES = 12_000_000  # "under 12 MB", as `docker images` counts (10^6)
+START_TIMEOUT = 30.0          # staticx + PyInstaller unpack to /tmp before Python starts
+
+
+# --- docker CLI --------------------------------------------------------------------------------
+
+def docker(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run `docker ARGS`, text output; raise with stderr when check and it fails."""
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} exited {proc.returncode}:\n"
+                             f"{proc.stdout}{proc.stderr}")
+    return proc
+
+
+def docker_answers() -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True,
+                              timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """tinyapi:latest, built once per session by `make image` (builds the binary if missing)."""
+    if not docker_answers():
+        reason = "no Docker engine answers `docker info` (start one: .ci/start-docker)"
+        if IN_CI:
+            pytest.fail(f"CI=true and {reason}: the image tests must run in CI", pytrace=False)
+        pytest.skip(reason)
+    proc = subprocess.run(["make", "--no-print-directory", "image"], cwd=REPO,
+                          capture_output=True, text=True, timeout=1800, check=False)
+    if proc.returncode != 0:
+        out = (proc.stdout + proc.stderr)[-6000:]
+        pytest.fail(f"`make image` exited {proc.returncode}:\n{out}", pytrace=False)
+    return IMAGE
+
+
+class Container:
+    """A container started by the `start` fixture."""
+
+    def __init__(self, name: str, port: int | None):
+        self.name = name
+        self.port = port  # host port on 127.0.0.1 for the container's 8080, or the host port
+
+    def published_port(self) -> int:
+        """The host port Docker picked for 8080 (picked anew at each restart)."""
+        mapping = docker("port", self.name, "8080/tcp").stdout.split()[0]  # 127.0.0.1:49153
+        return int(mapping.rsplit(":", 1)[1])
+
+    def inspect(self, fmt: str) -> str:
+        return docker("inspect", "-f", fmt, self.name).stdout.strip()
+
+    def running(self) -> bool:
+        return self.inspect("{{.State.Running}}") == "true"
+
+    def logs(self) -> str:
+        proc = docker("logs", self.name, check=False)
+        return proc.stdout + proc.stderr
+
+    def get(self, path: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+        return http_get(self.port, path, timeout=timeout)
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Poll GET /alwaysok until it answers 200; fail early if the container dies."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            try:
+                status, _, _ = self.get("/alwaysok", timeout=2)
+                if status == 200:
+                    return
+                last = f"status {status}"
+            except (OSError, http.client.HTTPException) as err:
+                last = err
+            if not self.running() and self.inspect("{{.HostConfig.RestartPolicy.Name}}") in ("", "no"):
+                pytest.fail(f"container exited {self.inspect('{{.State.ExitCode}}')} before serving:\n"
+                            f"{self.logs()}", pytrace=False)
+            time.sleep(0.1)
+        pytest.fail(f"no 200 from /alwaysok within {timeout}s (last: {last!r}):\n{self.logs()}",
+                    pytrace=False)
+
+    def wait_exit(self, timeout: float = 15) -> int:
+        """Block until the container stops; its exit code."""
+        return int(docker("wait", self.name, timeout=timeout).stdout.strip())
+
+
+@pytest.fixture
+def start(image):
+    """start(*docker_run_args, publish=True) -> Container, removed at teardown."""
+    names: list[str] = []
+
+    def _start(*run_args: str, publish: bool = True, port: int | None = None) -> Container:
+        name = f"tinyapi-test-{uuid.uuid4().hex[:12]}"
+        names.append(name)  # before `run`: a container that failed to start is removed too
+        args = ["run", "-d", "--name", name]
+        if publish:
+            args += ["-p", "127.0.0.1::8080"]  # a free host port, chosen by Docker
+        docker(*args, *run_args, image)
+        c = Container(name, port)
+        if publish:
+            c.port = c.published_port()
+        return c
+
+    yield _start
+    for name in names:
+        # Shown with the test's output when it failed.
+        print(f"--- docker logs {name}\n{Container(name, None).logs()}")
+        docker("rm", "-f", name, check=False)
+
+
+# --- HTTP --------------------------------------------------------------------------------------
+
+def http_get(port: int, path: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def poll(predicate, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}", pytrace=False)
+
+
+# --- endpoints ---------------------------------------------------------------------------------
+
+TEXT = "text/plain; charset=utf-8"
+JSON = "application/json; charset=UTF-8"
+
+
+@pytest.mark.parametrize(("path", "status", "body", "headers"), [
+    ("/", 200, b"Index of tinyapi. These aren't the droids you're looking for\n", {"content-type": TEXT}),
+    ("/alwaysok", 200, b'{ "status": "OK" }', {"content-type": JSON}),
+    ("/nope", 404, b"404 page not found\n", {}),
+    ("/alwaysok/", 301, None, {"location": "/alwaysok"}),
+], ids=["index", "alwaysok", "not-found", "trailing-slash-redirect"])
+def test_endpoint_through_published_port(start, path, status, body, headers):
+    c = start()
+    c.wait_ready()
+    got_status, got_headers, got_body = c.get(path)
+    assert got_status == status
+    if body is not None:
+        assert got_body == body
+    for key, value in headers.items():
+        assert got_headers.get(key) == value, got_headers
+
+
+def test_chaosmonkey_answers_or_dies_with_1(start):
+    c = start()
+    c.wait_ready()
+    try:
+        status, _, body = c.get("/chaosmonkey")
+    except (OSError, http.client.HTTPException):
+        # Enough chaos: the process ended mid-request.
+        assert c.wait_exit() == 1
+        return
+    if status == 200:
+        assert re.fullmatch(rb"Not Enough Chaos! \d{1,2} /100\n", body), body
+    else:  # the response raced the exit
+        assert c.wait_exit() == 1
+
+
+def test_panic_exits_1_with_crit_log(start):
+    c = start()
+    c.wait_ready()
+    with pytest.raises((OSError, http.client.HTTPException)):
+        c.get("/panic")  # the process ends before it answers
+    assert c.wait_exit() == 1
+    lines = [line for line in c.logs().splitlines() if "RoutePanic invoked. Exiting" in line]
+    assert lines, c.logs()
+    assert any("[CRIT]" in line for line in lines), lines
+
+
+def test_restart_on_failure_serves_again_after_panic(start):
+    c = start("--restart", "on-failure")
+    c.wait_ready()
+    with pytest.raises((OSError, http.client.HTTPException)):
+        c.get("/panic")
+    poll(lambda: int(c.inspect("{{.RestartCount}}")) >= 1 and c.running(), 30,
+         "Docker to restart the container")
+    # A restarted container gets a new ephemeral host port: ask again.
+    c.port = c.published_port()
+    c.wait_ready()
+    assert c.get("/")[0] == 200
+
+
+def test_docker_stop_exits_0_within_2s(start):
+    c = start()
+    c.wait_ready()
+    began = time.monotonic()
+    docker("stop", "-t", "10", c.name, timeout=30)
+    took = time.monotonic() - began
+    assert c.inspect("{{.State.ExitCode}}") == "0", c.logs()
+    assert took < 2.0, f"docker stop took {took:.2f}s (SIGTERM not handled by PID 1?)"
+
+
+def process_uids(c: Container) -> set[str]:
+    """The uids of every process in the container, as the host's ps sees them."""
+    lines = docker("top", c.name, "-eo", "pid,uid").stdout.splitlines()[1:]  # minus the header
+    return {line.split()[1] for line in lines}
+
+
+def test_runs_as_nonroot_by_default(start):
+    c = start()
+    c.wait_ready()
+    assert process_uids(c) == {"65532"}
+
+
+def test_hardened_run_serves(start):
+    c = start("--read-only", "--tmpfs", "/tmp:rw,exec,nosuid,mode=1777",
+              "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+              "--user", "12345:12345")
+    c.wait_ready()
+    status, _, body = c.get("/")
+    assert status == 200
+    assert body.startswith(b"Index of tinyapi.")
+    assert process_uids(c) == {"12345"}
+
+
+def test_no_shell_to_exec(start):
+    c = start()
+    c.wait_ready()
+    for shell in ("sh", "/bin/sh"):
+        proc = docker("exec", c.name, shell, "-c", "echo pwned", check=False)
+        assert proc.returncode != 0, proc.stdout
+        assert "pwned" not in proc.stdout
+    assert c.running()
+
+
+# --- the image itself --------------------------------------------------------------------------
+
+# What Docker adds to every container's filesystem; not the image's.
+DOCKER_ADDS = {".dockerenv", "dev", "proc", "sys",
+               "etc/hosts", "etc/hostname", "etc/resolv.conf", "etc/mtab"}
+
+# path -> (kind, mode): exactly what the Dockerfile puts there (owned by root).
+EXPECTED_FILES = {
+    "bin": ("dir", 0o755),
+    "bin/tinyapi": ("file", 0o755),
+    "etc": ("dir", 0o755),
+    "etc/tinyapi": ("dir", 0o755),
+    "etc/tinyapi/config.yml": ("file", 0o644),
+    "etc/ssl": ("dir", 0o755),
+    "etc/ssl/certs": ("dir", 0o755),
+    "etc/ssl/certs/ca-certificates.crt": ("file", 0o644),
+    "tmp": ("dir", 0o1777),
+}
+
+
+def exported_files(image: str) -> dict[str, tuple[str, int, int, int, str | None]]:
+    """`docker export` of a created (never started) container: path -> (kind, mode, uid, gid, sha256)."""
+    name = f"tinyapi-test-{uuid.uuid4().hex[:12]}"
+    docker("create", "--name", name, image)
+    try:
+        proc = subprocess.Popen(["docker", "export", name], stdout=subprocess.PIPE)
+        files = {}
+        with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+            for member in tar:
+                path = member.name.strip("/").removeprefix("./")
+                if path.split("/")[0] in DOCKER_ADDS or path in DOCKER_ADDS:
+                    continue
+                kind = "dir" if member.isdir() else "file" if member.isfile() else "other"
+                digest = None
+                if member.isfile():
+                    digest = hashlib.sha256(tar.extractfile(member).read()).hexdigest()
+                # Docker's tar writer keeps the type bits in the mode (0o40755): drop them.
+                files[path] = (kind, member.mode & 0o7777, member.uid, member.gid, digest)
+        assert proc.wait(timeout=60) == 0
+        return files
+    finally:
+        docker("rm", "-f", name, check=False)
+
+
+def sha256_of(path: Path | str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_image_holds_exactly_what_the_dockerfile_puts_there(image):
+    files = exported_files(image)
+    assert {p: (kind, oct(mode)) for p, (kind, mode, *_rest) in files.items()} == \
+           {p: (kind, oct(mode)) for p, (kind, mode) in EXPECTED_FILES.items()}
+    assert {(uid, gid) for _, _, uid, gid, _ in files.values()} == {(0, 0)}
+    # ... and each file is the one staged from the repo, not a stale copy.
+    import certifi
+    assert files["bin/tinyapi"][4] == sha256_of(REPO / "dist" / "tinyapi")
+    assert files["etc/tinyapi/config.yml"][4] == sha256_of(REPO / "config.yml")
+    assert files["etc/ssl/certs/ca-certificates.crt"][4] == sha256_of(certifi.where())
+
+
+def test_image_size_under_12MB(image):
+    size = int(docker("image", "inspect", "-f", "{{.Size}}", image).stdout)
+    print(f"{image}: {size} bytes ({size / 1e6:.2f} MB)")
+    assert size < MAX_IMAGE_BYTES, f"{size} bytes"
+
+
+def test_image_config(image):
+    config = json.loads(docker("image", "inspect", "-f", "{{json .Config}}", image).stdout)
+    assert config["User"] == "65532:65532"
+    assert config["Entrypoint"] == ["/bin/tinyapi"]
+    assert not config.get("Cmd")
+    assert set(config["ExposedPorts"]) == {"8080/tcp"}
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert env["TINYAPI_CFG_PATH"] == "/etc/tinyapi"
+    assert env["TINYAPI_HEALTHCHECK_CA_FILE"] == "/etc/ssl/certs/ca-certificates.crt"
+    labels = config["Labels"]
+    from tinyapi import __version__
+    assert labels["org.opencontainers.image.version"] == __version__
+    assert labels["org.opencontainers.image.licenses"] == "MIT"
+    assert labels["org.opencontainers.image.title"] == "tinyapi"
+    assert "org.opencontainers.image.description" in labels
+    assert "org.opencontainers.image.source" in labels
+    # Both tags name the same image.
+    ids = {docker("image", "inspect", "-f", "{{.Id}}", tag).stdout.strip()
+           for tag in (image, f"tinyapi:{__version__}")}
+    assert len(ids) == 1
+
+
+# --- /healthcheck from inside the container, against a local HTTPS server ---------------------
+
+class _OkHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"ok\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def https_server(tmp_path):
+    """An HTTPS server on 127.0.0.1 with a trustme CA: (port, ca_pem, other_ca_pem)."""
+    trustme = pytest.importorskip("trustme")
+    ca, other_ca = trustme.CA(), trustme.CA()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OkHandler)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    pems = []
+    for which, authority in (("ca", ca), ("other-ca", other_ca)):
+        pem = tmp_path / f"{which}.pem"
+        authority.cert_pem.write_to_path(str(pem))
+        pem.chmod(0o644)  # readable by the container's non-root user
+        pems.append(pem)
+    try:
+        yield server.server_address[1], pems[0], pems[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run_healthcheck(start, port: int, ca_pem: Path | None):
+    """/healthcheck of a host-network container whose two checks hit the local HTTPS server."""
+    bind_port = free_port()
+    args = ["--network", "host",
+            "-e", "TINYAPI_SERVER_BIND_ADDRESS=127.0.0.1",
+            "-e", f"TINYAPI_SERVER_BIND_PORT={bind_port}",
+            "-e", f"TINYAPI_HEALTHCHECK_HC1_URL=https://127.0.0.1:{port}/hc1",
+            "-e", f"TINYAPI_HEALTHCHECK_HC2_URL=https://127.0.0.1:{port}/hc2",
+            "-e", "TINYAPI_HEALTHCHECK_TIMEOUT=5"]
+    if ca_pem is not None:  # else: the image's own bundle (certifi), which can't know a test CA
+        args += ["-v", f"{ca_pem}:/run/test-ca.pem:ro",
+                 "-e", "TINYAPI_HEALTHCHECK_CA_FILE=/run/test-ca.pem"]
+    c = start(*args, publish=False, port=bind_port)
+    c.wait_ready()
+    status, headers, body = c.get("/healthcheck", timeout=20)
+    assert headers.get("content-type") == JSON
+    results = json.loads(body)
+    assert [r["name"] for r in results] == ["healthcheck1", "healthcheck2"], results
+    return status, results
+
+
+def test_healthcheck_passes_with_the_right_ca(start, https_server):
+    port, ca_pem, _ = https_server
+    status, results = run_healthcheck(start, port, ca_pem)
+    assert status == 200, results
+    assert [r["status"] for r in results] == [1, 1], results
+    assert all(r["completed"] for r in results), results
+
+
+@pytest.mark.parametrize("which", ["other-ca", "image-bundle"])
+def test_healthcheck_fails_with_a_wrong_ca(start, https_server, which):
+    port, _, other_pem = https_server
+    status, results = run_healthcheck(start, port, other_pem if which == "other-ca" else None)
+    assert status == 503, results
+    assert [r["status"] for r in results] == [3, 3], results
