@@ -32,8 +32,7 @@ lock: ## re-pin requirements.lock from pyproject.toml (needs uv)
 # --- the image: Dockerfile + docker/ (stage-image, run); .ci/start-docker starts an engine
 VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' tinyapi/__init__.py)
 
-image: venv ## build the FROM scratch image tinyapi:latest and tinyapi:<version>
-	@[ -x dist/tinyapi ] || $(MAKE) --no-print-directory binary
+image: binary ## build the FROM scratch image tinyapi:latest and tinyapi:<version>
 	@docker info >/dev/null 2>&1 || .ci/start-docker
 	PYTHON=$(PY) docker/stage-image dist/tinyapi
 	docker build --build-arg VERSION=$(VERSION) -t tinyapi:latest -t tinyapi:$(VERSION) .
