@@ -10,12 +10,16 @@ FROM scratch
 
 ARG VERSION=0.0.0-dev
 ARG SOURCE=""
+# sha256 of /sbom.cdx.json, so a scanner can check the SBOM it reads is the one built with it.
+ARG SBOM_SHA256=""
 
 LABEL org.opencontainers.image.title="tinyapi" \
       org.opencontainers.image.description="The tinyapi of 'Building Tiny Secure Docker Containers', in Python: Flask + gunicorn frozen into one static binary" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.licenses="MIT"
+      org.opencontainers.image.licenses="MIT" \
+      tinyapi.sbom.path="/sbom.cdx.json" \
+      tinyapi.sbom.sha256="${SBOM_SHA256}"
 
 # One COPY of the staged tree onto /, on purpose: copying a directory *to its
 # own destination* (COPY dist/image/tmp /tmp) makes the classic builder create
@@ -25,6 +29,7 @@ LABEL org.opencontainers.image.title="tinyapi" \
 #   /etc/tinyapi/config.yml              the repo's config.yml (binds 0.0.0.0:8080)
 #   /etc/ssl/certs/ca-certificates.crt   certifi's CA bundle, for /healthcheck
 #   /tmp/                                1777: staticx and PyInstaller unpack and exec here
+#   /sbom.cdx.json                       CycloneDX SBOM of the binary (make sbom)
 COPY dist/image/ /
 
 ENV TINYAPI_CFG_PATH=/etc/tinyapi \

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: help venv run serve test binary image clean
+.PHONY: help venv run serve test binary sbom image lock verify-reproducible
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -32,10 +32,18 @@ lock: ## re-pin requirements.lock from pyproject.toml (needs uv)
 # --- the image: Dockerfile + docker/ (stage-image, run); .ci/start-docker starts an engine
 VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' tinyapi/__init__.py)
 
-image: binary ## build the FROM scratch image tinyapi:latest and tinyapi:<version>
+sbom: binary ## write dist/tinyapi.cdx.json, the CycloneDX SBOM of what is inside the binary
+	$(PY) build/sbom.py
+
+verify-reproducible: ## build HEAD twice in new clones and venvs; the binary and image layers must match
+	build/verify-reproducible
+
+image: sbom ## build the FROM scratch image tinyapi:latest and tinyapi:<version>
 	@docker info >/dev/null 2>&1 || .ci/start-docker
 	PYTHON=$(PY) docker/stage-image dist/tinyapi
-	docker build --build-arg VERSION=$(VERSION) -t tinyapi:latest -t tinyapi:$(VERSION) .
+	docker build --build-arg VERSION=$(VERSION) \
+	  --build-arg SBOM_SHA256=$$(sha256sum dist/tinyapi.cdx.json | cut -d' ' -f1) \
+	  -t tinyapi:latest -t tinyapi:$(VERSION) .
 
 run: ## serve on :8080 from the image, or dist/tinyapi directly when no Docker engine answers
 	@MAKE="$(MAKE)" docker/run

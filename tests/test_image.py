@@ -292,6 +292,7 @@ EXPECTED_FILES = {
     "etc/ssl/certs": ("dir", 0o755),
     "etc/ssl/certs/ca-certificates.crt": ("file", 0o644),
     "tmp": ("dir", 0o1777),
+    "sbom.cdx.json": ("file", 0o644),
 }
 
 
@@ -333,6 +334,7 @@ def test_image_holds_exactly_what_the_dockerfile_puts_there(image):
     assert files["bin/tinyapi"][4] == sha256_of(REPO / "dist" / "tinyapi")
     assert files["etc/tinyapi/config.yml"][4] == sha256_of(REPO / "config.yml")
     assert files["etc/ssl/certs/ca-certificates.crt"][4] == sha256_of(certifi.where())
+    assert files["sbom.cdx.json"][4] == sha256_of(REPO / "dist" / "tinyapi.cdx.json")
 
 
 def test_image_size_under_12MB(image):
@@ -357,6 +359,8 @@ def test_image_config(image):
     assert labels["org.opencontainers.image.title"] == "tinyapi"
     assert "org.opencontainers.image.description" in labels
     assert "org.opencontainers.image.source" in labels
+    assert labels["tinyapi.sbom.path"] == "/sbom.cdx.json"
+    assert labels["tinyapi.sbom.sha256"] == sha256_of(REPO / "dist" / "tinyapi.cdx.json")
     # Both tags name the same image.
     ids = {docker("image", "inspect", "-f", "{{.Id}}", tag).stdout.strip()
            for tag in (image, f"tinyapi:{__version__}")}

@@ -1,0 +1,298 @@
+#!/usr/bin/env python3
+"""Write dist/tinyapi.cdx.json: a CycloneDX SBOM of what is inside dist/tinyapi.
+
+Built from what actually went into the binary, not from a list kept by hand:
+  - PyInstaller's archive table (build/work/tinyapi/PKG-00.toc) and its analysis
+    (Analysis-00.toc: where each collected library came from on this machine), with the
+    pure-Python modules of the PYZ (PYZ-00.toc);
+  - staticx's archive, read back out of dist/tinyapi (the C libraries it bundled).
+Each file is traced to what shipped it: a Python distribution of the build venv (name,
+version, license, PURL), a Debian package (`dpkg -S`, `dpkg-query`), or the interpreter's
+own build (pyenv). Every shared library inside the binary lands in some component's
+`tinyapi:file` properties; tests/test_sbom.py checks that.
+
+Run it with the build's interpreter after a build: `make sbom`.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.parse
+import uuid
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = os.path.join(REPO, "build", "work", "tinyapi")
+BINARY = os.path.join(REPO, "dist", "tinyapi")
+OUTPUT = BINARY + ".cdx.json"
+# Where staticx finds the libraries it bundles (it asks ldd; these are ldd's answers here).
+LIBRARY_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64",
+                "/lib", "/usr/lib")
+
+
+class SbomError(Exception):
+    pass
+
+
+# --- what is inside -------------------------------------------------------------------
+
+def read_toc(name: str):
+    path = os.path.join(WORK, name)
+    if not os.path.exists(path):
+        raise SbomError(f"{path} is missing: build the binary first (make binary)")
+    with open(path, encoding="utf-8") as handle:
+        return ast.literal_eval(handle.read())
+
+
+def pyinstaller_entries() -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """(archive entries of the one-file program, pure modules of its PYZ), as
+    (name in the archive, source path on this machine, kind)."""
+    package = read_toc("PKG-00.toc")[2]
+    analysis = read_toc("Analysis-00.toc")
+    # The spec collects patched copies (build/work/.../elf-stage); the analysis remembers
+    # the originals, which is what a package database knows.
+    originals = {name: src for name, src, _ in analysis[15]}
+    entries = [(name, originals.get(name, src), kind) for name, src, kind in package
+               if kind in ("BINARY", "EXTENSION", "DATA")]
+    modules = [(name, src, kind) for name, src, kind in read_toc("PYZ-00.toc")[1]]
+    return entries, modules
+
+
+def staticx_entries(binary: str) -> list[str]:
+    """Names of the files in staticx's archive (the libraries it bundled and the program)."""
+    from staticx.extract import open_archive
+    with open_archive(binary) as archive:
+        return [m.name for m in archive.getmembers() if m.isfile() or m.issym()]
+
+
+def find_library(name: str) -> str | None:
+    for directory in LIBRARY_DIRS:
+        path = os.path.join(directory, name)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+# --- who shipped it ---------------------------------------------------------------------
+
+def distribution_files() -> dict[str, importlib.metadata.Distribution]:
+    """Absolute path of every file installed in the venv -> its distribution."""
+    owner = {}
+    for dist in importlib.metadata.distributions():
+        for file in dist.files or ():
+            owner[os.path.realpath(dist.locate_file(file))] = dist
+    return owner
+
+
+class DebianFiles:
+    """Which Debian package installed a file: dpkg's own file lists, read once (`dpkg -S`
+    per file would take seconds for the few hundred files of a build)."""
+
+    INFO = "/var/lib/dpkg/info"
+
+    def __init__(self) -> None:
+        self.owner: dict[str, str] = {}
+        if not os.path.isdir(self.INFO):
+            return  # not a Debian system: nothing will be attributed to a Debian package
+        for entry in sorted(os.listdir(self.INFO)):
+            if entry.endswith(".list"):
+                package = entry[:-len(".list")]
+                with open(os.path.join(self.INFO, entry), encoding="utf-8", errors="replace") as handle:
+                    for line in handle:
+                        self.owner.setdefault(line.rstrip("\n"), package)
+        self._versions: dict[str, tuple[str, str]] = {}
+
+    def package(self, path: str) -> tuple[str, str, str] | None:
+        """(package, version, arch), or None. Debian 12 merges /lib into /usr/lib, and dpkg
+        knows each file under the name its package gave it: try both spellings."""
+        real = os.path.realpath(path)
+        candidates = [path, real]
+        for p in (path, real):
+            if p.startswith("/usr/"):
+                candidates.append(p[len("/usr"):])
+            else:
+                candidates.append("/usr" + p)
+        for candidate in candidates:
+            package = self.owner.get(candidate)
+            if package:
+                name = package.split(":")[0]
+                if name not in self._versions:
+                    out = subprocess.run(["dpkg-query", "-W", "-f=${Version} ${Architecture}", package],
+                                         capture_output=True, text=True, check=True).stdout.split()
+                    self._versions[name] = (out[0], out[1])
+                return (name, *self._versions[name])
+        return None
+
+
+def python_license(dist) -> dict | None:
+    meta = dist.metadata
+    expression = meta.get("License-Expression")
+    if expression:
+        return {"expression": expression}
+    for classifier in meta.get_all("Classifier") or ():
+        if classifier.startswith("License :: OSI Approved :: "):
+            return {"license": {"name": classifier.rsplit(" :: ", 1)[-1]}}
+    text = meta.get("License")
+    if text and len(text) < 80 and "\n" not in text:
+        return {"license": {"name": text}}
+    return None
+
+
+class Components:
+    """Components keyed by PURL, each with the list of files of the binary it accounts for."""
+
+    def __init__(self) -> None:
+        self.by_purl: dict[str, dict] = {}
+
+    def add(self, purl: str, file: str, **fields) -> None:
+        component = self.by_purl.get(purl)
+        if component is None:
+            component = {"type": "library", "bom-ref": purl, **fields, "purl": purl, "properties": []}
+            self.by_purl[purl] = component
+        component["properties"].append({"name": "tinyapi:file", "value": file})
+
+    def sorted(self) -> list[dict]:
+        result = []
+        for purl in sorted(self.by_purl):
+            component = self.by_purl[purl]
+            component["properties"].sort(key=lambda p: p["value"])
+            result.append(component)
+        return result
+
+
+def interpreter_component() -> tuple[str, dict]:
+    version = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+    return (f"pkg:generic/cpython@{version}",
+            {"name": "cpython", "version": version, "licenses": [{"license": {"id": "PSF-2.0"}}],
+             "description": f"the Python interpreter of the build ({sys.base_prefix})"})
+
+
+def deb_purl(package: str, version: str, arch: str) -> str:
+    return (f"pkg:deb/debian/{package}@{urllib.parse.quote(version, safe='')}"
+            f"?arch={arch}")
+
+
+def classify(components: Components, owners, debian: DebianFiles, file: str, source: str | None) -> None:
+    """Account for one file of the binary, found at `source` on this machine."""
+    if source and os.path.realpath(source) in owners:
+        dist = owners[os.path.realpath(source)]
+        name, version = dist.metadata["Name"].lower(), dist.version
+        fields = {"name": name, "version": version}
+        license_ = python_license(dist)
+        if license_:
+            fields["licenses"] = [license_]
+        components.add(f"pkg:pypi/{name}@{version}", file, **fields)
+        return
+    package = debian.package(source) if source else None
+    if package:
+        components.add(deb_purl(*package), file, name=package[0], version=package[1])
+        return
+    if source and os.path.realpath(source).startswith(os.path.realpath(sys.base_prefix) + os.sep):
+        purl, fields = interpreter_component()
+        components.add(purl, file, **fields)
+        return
+    components.add("pkg:generic/unknown", file, name="unknown", version="",
+                   description="no package database knows where this file came from")
+
+
+def build_sbom(binary: str) -> dict:
+    owners, debian = distribution_files(), DebianFiles()
+    components = Components()
+    entries, modules = pyinstaller_entries()
+    own_code = os.path.join(REPO, "tinyapi") + os.sep
+    for name, source, kind in entries:
+        if kind == "DATA" and ".dist-info/" in name:
+            continue  # metadata of a distribution, counted with its modules
+        if name == "base_library.zip":  # the stdlib modules Python needs to start, zipped
+            purl, fields = interpreter_component()
+            components.add(purl, name, **fields)
+            continue
+        classify(components, owners, debian, name, source)
+    for name, source, kind in modules:
+        if source == "-" or source.startswith(own_code):
+            continue  # a namespace package (no file), or tinyapi itself: the SBOM's subject
+        classify(components, owners, debian, f"PYZ:{name}", source)
+
+    # The two bootloaders: PyInstaller's runs the program, staticx's unpacks it.
+    for tool in ("pyinstaller", "staticx"):
+        dist = importlib.metadata.distribution(tool)
+        components.add(f"pkg:pypi/{tool}@{dist.version}", f"({tool} bootloader)", name=tool,
+                       version=dist.version, licenses=[python_license(dist) or {}])
+
+    for name in staticx_entries(binary):
+        if name.startswith(".staticx.") or name == "tinyapi":
+            continue  # the program itself (above) and staticx's own symlinks
+        if name == "libnssfix.so":  # staticx's shim, shipped in its wheel
+            version = importlib.metadata.version("staticx")
+            components.add(f"pkg:pypi/staticx@{version}", f"staticx:{name}")
+            continue
+        classify(components, owners, debian, f"staticx:{name}", find_library(name))
+
+    digest = sha256(binary)
+    version = importlib.metadata.version("tinyapi")
+    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", os.stat(binary).st_mtime))
+    return {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        # Derived from the binary, so the same binary always gets the same SBOM.
+        "serialNumber": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'tinyapi:' + digest)}",
+        "version": 1,
+        "metadata": {
+            "timestamp": _iso(epoch),
+            "tools": {"components": [{"type": "application", "name": "tinyapi build/sbom.py"}]},
+            "component": {
+                "type": "application", "bom-ref": f"pkg:generic/tinyapi@{version}",
+                "name": "tinyapi", "version": version, "purl": f"pkg:generic/tinyapi@{version}",
+                "licenses": [{"license": {"id": "MIT"}}],
+                "hashes": [{"alg": "SHA-256", "content": digest}],
+            },
+        },
+        "components": components.sorted(),
+    }
+
+
+def _iso(epoch: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def sha256(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--binary", default=BINARY, help="the static binary (default: dist/tinyapi)")
+    parser.add_argument("--output", default=OUTPUT, help="where to write (default: dist/tinyapi.cdx.json)")
+    args = parser.parse_args(argv)
+    try:
+        if not os.path.exists(args.binary):
+            raise SbomError(f"{args.binary} is missing: build it first (make binary)")
+        sbom = build_sbom(args.binary)
+    except SbomError as err:
+        print(f"sbom: {err}", file=sys.stderr)
+        return 2
+    text = json.dumps(sbom, indent=2, sort_keys=False) + "\n"
+    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(args.output) or ".", delete=False) as out:
+        out.write(text)
+    os.chmod(out.name, 0o644)
+    os.replace(out.name, args.output)
+    counts = {}
+    for component in sbom["components"]:
+        kind = component["purl"].split("/")[0]
+        counts[kind] = counts.get(kind, 0) + 1
+    print(f"sbom: wrote {args.output}: {len(sbom['components'])} components "
+          f"({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
