@@ -238,7 +238,7 @@ def build_sbom(binary: str) -> dict:
 
     digest = sha256(binary)
     version = importlib.metadata.version("tinyapi")
-    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", os.stat(binary).st_mtime))
+    epoch = source_date_epoch()
     return {
         "bomFormat": "CycloneDX",
         "specVersion": "1.5",
@@ -257,6 +257,15 @@ def build_sbom(binary: str) -> dict:
         },
         "components": components.sorted(),
     }
+
+
+def source_date_epoch() -> int:
+    """The build's time, as build.py sets it: SOURCE_DATE_EPOCH, else the last commit's."""
+    if os.environ.get("SOURCE_DATE_EPOCH"):
+        return int(os.environ["SOURCE_DATE_EPOCH"])
+    last_commit = subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%ct"],
+                                 capture_output=True, text=True)
+    return int(last_commit.stdout.strip() or 0)
 
 
 def _iso(epoch: int) -> str:
