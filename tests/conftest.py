@@ -19,6 +19,60 @@ import pytest
 import trustme
 
 ROOT = Path(__file__).resolve().parent.parent
+BINARY = ROOT / "dist" / "tinyapi"
+IN_CI = os.environ.get("CI") == "true"
+IS_ROOT = os.geteuid() == 0
+
+
+def unavailable(reason: str) -> None:
+    """Skip for lack of something (root, Docker) on a developer's machine; under CI=true the
+    same lack is a failure: CI installs and starts everything the tests need."""
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def docker(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run `docker ARGS`, text output; raise with stderr when check and it fails."""
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} exited {proc.returncode}:\n"
+                             f"{proc.stdout}{proc.stderr}")
+    return proc
+
+
+def docker_answers() -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True,
+                              timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def binary() -> Path:
+    """dist/tinyapi, built (or found up to date) by build/build.py with this interpreter."""
+    cmd = [sys.executable, str(ROOT / "build" / "build.py")]
+    if not IS_ROOT:
+        cmd.append("--skip-verify")  # verify chroots; the root-only tests do the same
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"build/build.py exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+    assert BINARY.exists()
+    return BINARY
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """tinyapi:latest, built once per session by `make image` (builds the binary if missing)."""
+    if not docker_answers():
+        unavailable("no Docker engine answers `docker info` (start one: .ci/start-docker)")
+    proc = subprocess.run(["make", "--no-print-directory", "image"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1800, check=False)
+    if proc.returncode != 0:
+        out = (proc.stdout + proc.stderr)[-6000:]
+        pytest.fail(f"`make image` exited {proc.returncode}:\n{out}", pytrace=False)
+    return "tinyapi:latest"
 
 
 def free_port() -> int:

@@ -10,19 +10,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import tinyapi
-from conftest import ROOT
-
-BINARY = ROOT / "dist" / "tinyapi"
-IS_ROOT = os.geteuid() == 0
-IN_CI = os.environ.get("CI") == "true"
+from conftest import IS_ROOT, ROOT, unavailable
 
 
 def _load_build_module():
@@ -38,22 +32,7 @@ build = _load_build_module()
 
 def needs_root():
     if not IS_ROOT:
-        message = "unshare/chroot need root"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-@pytest.fixture(scope="session")
-def binary() -> Path:
-    """dist/tinyapi, built (or found up to date) by build/build.py with this interpreter."""
-    cmd = [sys.executable, str(ROOT / "build" / "build.py")]
-    if not IS_ROOT:
-        cmd.append("--skip-verify")  # verify chroots; the root-only tests below do the same
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"build/build.py exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
-    assert BINARY.exists()
-    return BINARY
+        unavailable("unshare/chroot need root")
 
 
 @pytest.fixture

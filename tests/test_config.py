@@ -1,6 +1,5 @@
 """Config: the original's search order and defaults, the environment on top, and one clear
 line for every mistake."""
-import os
 from pathlib import Path
 
 import pytest

@@ -13,7 +13,6 @@ import hashlib
 import http.client
 import http.server
 import json
-import os
 import re
 import socket
 import ssl
@@ -28,45 +27,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE = "tinyapi:latest"
-IN_CI = os.environ.get("CI") == "true"
 MAX_IMAGE_BYTES = 12_000_000  # "under 12 MB", as `docker images` counts (10^6)
 START_TIMEOUT = 30.0          # staticx + PyInstaller unpack to /tmp before Python starts
 
 
-# --- docker CLI --------------------------------------------------------------------------------
-
-def docker(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run `docker ARGS`, text output; raise with stderr when check and it fails."""
-    proc = subprocess.run(["docker", *args], capture_output=True, text=True,
-                          timeout=timeout, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} exited {proc.returncode}:\n"
-                             f"{proc.stdout}{proc.stderr}")
-    return proc
-
-
-def docker_answers() -> bool:
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True,
-                              timeout=30).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-@pytest.fixture(scope="session")
-def image() -> str:
-    """tinyapi:latest, built once per session by `make image` (builds the binary if missing)."""
-    if not docker_answers():
-        reason = "no Docker engine answers `docker info` (start one: .ci/start-docker)"
-        if IN_CI:
-            pytest.fail(f"CI=true and {reason}: the image tests must run in CI", pytrace=False)
-        pytest.skip(reason)
-    proc = subprocess.run(["make", "--no-print-directory", "image"], cwd=REPO,
-                          capture_output=True, text=True, timeout=1800, check=False)
-    if proc.returncode != 0:
-        out = (proc.stdout + proc.stderr)[-6000:]
-        pytest.fail(f"`make image` exited {proc.returncode}:\n{out}", pytrace=False)
-    return IMAGE
+from conftest import docker  # the image fixture is in conftest too
 
 
 class Container:

@@ -70,7 +70,7 @@ def test_chaosmonkey_answers_or_exits_1(start_server):
 
 def test_panic_ends_the_whole_server_with_status_1(start_server):
     server = start_server()
-    with pytest.raises((ConnectionError, OSError)) as err:
+    with pytest.raises((ConnectionError, OSError)):
         server.get("/panic")  # no reply, like the original ("Empty reply from server")
     started = time.monotonic()
     assert server.wait_exit(5) == 1
