@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: help venv run serve test binary sbom image lock verify-reproducible
+.PHONY: help venv run serve test binary sbom image lock verify-reproducible inspect
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -25,6 +25,11 @@ test: venv ## run the test suite
 binary: venv ## build dist/tinyapi, the static executable (a no-op when nothing changed)
 	$(PY) build/build.py
 
+.PHONY: binary-in-docker
+binary-in-docker: ## build dist/tinyapi (+ its SBOM) inside a container: only Docker needed (BUILDER_BASE=...)
+	@$(MAKE) --no-print-directory venv || echo "binary-in-docker: no host venv: fine, but then make binary/image will not take the binary as up to date"
+	PYTHON=$(PY) docker/build-in-docker
+
 lock: ## re-pin requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra build --extra dev --generate-hashes \
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
@@ -45,5 +50,12 @@ image: sbom ## build the FROM scratch image tinyapi:latest and tinyapi:<version>
 	  --build-arg SBOM_SHA256=$$(sha256sum dist/tinyapi.cdx.json | cut -d' ' -f1) \
 	  -t tinyapi:latest -t tinyapi:$(VERSION) .
 
+inspect: image ## print every file of the image, its user, entrypoint, bundled libraries, size
+	@$(PY) docker/inspect.py tinyapi:latest
+
 run: ## serve on :8080 from the image, or dist/tinyapi directly when no Docker engine answers
 	@MAKE="$(MAKE)" docker/run
+
+.PHONY: demo-swarm
+demo-swarm: image ## Swarm self-healing: deploy deploy/swarm/stack.yml, /panic, /chaosmonkey, cleanup (TINYAPI_PORT=8080)
+	$(PY) deploy/swarm/demo
