@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Write dist/tinyapi.cdx.json: a CycloneDX SBOM of what is inside dist/tinyapi.
 
-Built from what actually went into the binary, not from a list kept by hand:
-  - PyInstaller's archive table (build/work/tinyapi/PKG-00.toc) and its analysis
-    (Analysis-00.toc: where each collected library came from on this machine), with the
-    pure-Python modules of the PYZ (PYZ-00.toc);
-  - staticx's archive, read back out of dist/tinyapi (the C libraries it bundled).
+Built from what actually went into the binary, read back out of dist/tinyapi, not from a
+list kept by hand:
+  - staticx's archive (the C libraries it bundled, and the program);
+  - the program's PyInstaller archive and the modules of its PYZ;
+and the build's tables in build/work/tinyapi (Analysis-00.toc, PKG-00.toc, PYZ-00.toc) for
+where on this machine each of those files came from.
 Each file is traced to what shipped it: a Python distribution of the build venv (name,
 version, license, PURL), a Debian package (`dpkg -S`, `dpkg-query`), or the interpreter's
 own build (pyenv). Every shared library inside the binary lands in some component's
@@ -51,24 +52,42 @@ def read_toc(name: str):
         return ast.literal_eval(handle.read())
 
 
-def pyinstaller_entries() -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
-    """(archive entries of the one-file program, pure modules of its PYZ), as
-    (name in the archive, source path on this machine, kind)."""
-    package = read_toc("PKG-00.toc")[2]
+def pyinstaller_entries(program: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """What the one-file program holds, read from the program itself: (archive entries,
+    modules of its PYZ), each as (name, source path on this machine). The build's tables only
+    say where each name came from; a name they do not know means build/work is from another
+    build than this binary."""
+    from PyInstaller.archive.readers import CArchiveReader, ZlibArchiveReader
+    archive = CArchiveReader(program)
+    pyz_name = next(name for name, entry in archive.toc.items() if entry[-1] == "z")
+    with tempfile.TemporaryDirectory() as scratch:
+        pyz_path = os.path.join(scratch, "pyz")
+        with open(pyz_path, "wb") as out:
+            out.write(archive.extract(pyz_name))
+        modules = list(ZlibArchiveReader(pyz_path).toc)
+
     analysis = read_toc("Analysis-00.toc")
     # The spec collects patched copies (build/work/.../elf-stage); the analysis remembers
     # the originals, which is what a package database knows.
-    originals = {name: src for name, src, _ in analysis[15]}
-    entries = [(name, originals.get(name, src), kind) for name, src, kind in package
-               if kind in ("BINARY", "EXTENSION", "DATA")]
-    modules = [(name, src, kind) for name, src, kind in read_toc("PYZ-00.toc")[1]]
-    return entries, modules
+    sources = {name: src for name, src, _ in read_toc("PKG-00.toc")[2]}
+    sources.update({name: src for name, src, _ in analysis[15]})
+    module_sources = {name: src for name, src, _ in read_toc("PYZ-00.toc")[1]}
+    # Only files: modules stored beside the PYZ ('m', 's') are PyInstaller's own bootstrap.
+    files = [name for name, entry in archive.toc.items() if entry[-1] in "bxdZ"]
+    unknown = [n for n in files + modules if n not in sources and n not in module_sources]
+    if unknown:
+        raise SbomError(f"build/work does not describe {program} (it lacks {unknown[0]}): "
+                        "rebuild with `make binary`")
+    return [(n, sources[n]) for n in files], [(n, module_sources[n]) for n in modules]
 
 
-def staticx_entries(binary: str) -> list[str]:
-    """Names of the files in staticx's archive (the libraries it bundled and the program)."""
+def staticx_entries(binary: str, program_copy: str) -> list[str]:
+    """Names of the files in staticx's archive (the libraries it bundled and the program), and
+    the program (PyInstaller's one-file build) copied out to program_copy."""
     from staticx.extract import open_archive
     with open_archive(binary) as archive:
+        with open(program_copy, "wb") as out:
+            out.write(archive.extractfile("tinyapi").read())
         return [m.name for m in archive.getmembers() if m.isfile() or m.issym()]
 
 
@@ -203,19 +222,22 @@ def classify(components: Components, owners, debian: DebianFiles, file: str, sou
 
 
 def build_sbom(binary: str) -> dict:
+    with tempfile.TemporaryDirectory() as scratch:
+        program = os.path.join(scratch, "tinyapi")
+        bundled = staticx_entries(binary, program)
+        entries, modules = pyinstaller_entries(program)
     owners, debian = distribution_files(), DebianFiles()
     components = Components()
-    entries, modules = pyinstaller_entries()
     own_code = os.path.join(REPO, "tinyapi") + os.sep
-    for name, source, kind in entries:
-        if kind == "DATA" and ".dist-info/" in name:
+    for name, source in entries:
+        if ".dist-info/" in name:
             continue  # metadata of a distribution, counted with its modules
         if name == "base_library.zip":  # the stdlib modules Python needs to start, zipped
             purl, fields = interpreter_component()
             components.add(purl, name, **fields)
             continue
         classify(components, owners, debian, name, source)
-    for name, source, kind in modules:
+    for name, source in modules:
         if source == "-" or source.startswith(own_code):
             continue  # a namespace package (no file), or tinyapi itself: the SBOM's subject
         classify(components, owners, debian, f"PYZ:{name}", source)
@@ -226,7 +248,7 @@ def build_sbom(binary: str) -> dict:
         components.add(f"pkg:pypi/{tool}@{dist.version}", f"({tool} bootloader)", name=tool,
                        version=dist.version, licenses=[python_license(dist) or {}])
 
-    for name in staticx_entries(binary):
+    for name in bundled:
         if name.startswith(".staticx.") or name == "tinyapi":
             continue  # the program itself (above) and staticx's own symlinks
         if name == "libnssfix.so":  # staticx's shim, shipped in its wheel
@@ -262,8 +284,11 @@ def source_date_epoch() -> int:
     """The build's time, as build.py sets it: SOURCE_DATE_EPOCH, else the last commit's."""
     if os.environ.get("SOURCE_DATE_EPOCH"):
         return int(os.environ["SOURCE_DATE_EPOCH"])
-    last_commit = subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%ct"],
-                                 capture_output=True, text=True)
+    try:
+        last_commit = subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%ct"],
+                                     capture_output=True, text=True)
+    except FileNotFoundError:  # no git (a build context without it): the epoch
+        return 0
     return int(last_commit.stdout.strip() or 0)
 
 
@@ -276,14 +301,30 @@ def sha256(path: str) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def describes(sbom_path: str, binary: str) -> bool:
+    """Whether the SBOM at sbom_path was made for this very binary (same sha256)."""
+    try:
+        with open(sbom_path, encoding="utf-8") as handle:
+            hashes = json.load(handle)["metadata"]["component"]["hashes"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return {"alg": "SHA-256", "content": sha256(binary)} in hashes
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--binary", default=BINARY, help="the static binary (default: dist/tinyapi)")
     parser.add_argument("--output", default=OUTPUT, help="where to write (default: dist/tinyapi.cdx.json)")
+    parser.add_argument("--force", action="store_true", help="write it even if it is up to date")
     args = parser.parse_args(argv)
     try:
         if not os.path.exists(args.binary):
             raise SbomError(f"{args.binary} is missing: build it first (make binary)")
+        if not args.force and describes(args.output, args.binary):
+            # e.g. made in the builder container by `make binary-in-docker`, whose build/work
+            # this machine does not have.
+            print(f"sbom: {args.output} already describes {args.binary}")
+            return 0
         sbom = build_sbom(args.binary)
     except SbomError as err:
         print(f"sbom: {err}", file=sys.stderr)
