@@ -3,6 +3,7 @@ and local HTTP/HTTPS targets for the outbound health checks (never the internet)
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import http.server
 import os
 import signal
@@ -22,6 +23,17 @@ ROOT = Path(__file__).resolve().parent.parent
 BINARY = ROOT / "dist" / "tinyapi"
 IN_CI = os.environ.get("CI") == "true"
 IS_ROOT = os.geteuid() == 0
+
+
+def _load_build_script():
+    # build/ is no package (and `build` is a PyPI name): load the script by path.
+    spec = importlib.util.spec_from_file_location("tinyapi_build", ROOT / "build" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build = _load_build_script()  # build/build.py, for its empty-root runner and input hash
 
 
 def unavailable(reason: str) -> None:

@@ -8,7 +8,6 @@ That needs root: without it they skip, except under CI=true, where they fail.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
@@ -16,18 +15,7 @@ from pathlib import Path
 import pytest
 
 import tinyapi
-from conftest import IS_ROOT, ROOT, unavailable
-
-
-def _load_build_module():
-    # build/ is no package (and `build` is a PyPI name): load the script by path.
-    spec = importlib.util.spec_from_file_location("tinyapi_build", ROOT / "build" / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-build = _load_build_module()
+from conftest import IS_ROOT, build, unavailable
 
 
 def needs_root():

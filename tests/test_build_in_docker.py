@@ -13,7 +13,6 @@ except under CI=true, where they fail.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -23,21 +22,12 @@ from pathlib import Path
 import pytest
 
 import tinyapi
-from conftest import IS_ROOT, ROOT, docker_answers, unavailable
+from conftest import IS_ROOT, ROOT, build, docker_answers, unavailable
 
 BASE = "tinyapi-builder-base:bookworm"
 BUILDER_TAG = "tinyapi-builder:test"
 
 
-def _load_build_module():
-    # build/ is no package (and `build` is a PyPI name): load the script by path.
-    spec = importlib.util.spec_from_file_location("tinyapi_build", ROOT / "build" / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-build = _load_build_module()
 
 
 def run(cmd: list[str], timeout: float, **env: str) -> subprocess.CompletedProcess:
