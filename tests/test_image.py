@@ -219,15 +219,49 @@ def test_runs_as_nonroot_by_default(start):
     assert process_uids(c) == {"65532"}
 
 
-def test_hardened_run_serves(start):
-    c = start("--read-only", "--tmpfs", "/tmp:rw,exec,nosuid,mode=1777",
-              "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-              "--user", "12345:12345")
+HARDENED = ("--read-only", "--tmpfs", "/tmp:rw,exec,nosuid,mode=1777",
+            "--cap-drop", "ALL", "--security-opt", "no-new-privileges")
+
+
+@pytest.mark.parametrize("user", ["12345:12345", "65532:65532", "1:1"])
+def test_hardened_run_serves_every_endpoint(start, user):
+    c = start(*HARDENED, "--user", user, "-e", "TINYAPI_HEALTHCHECK_TIMEOUT=2")
     c.wait_ready()
-    status, _, body = c.get("/")
-    assert status == 200
-    assert body.startswith(b"Index of tinyapi.")
-    assert process_uids(c) == {"12345"}
+    assert c.get("/")[2] == b"Index of tinyapi. These aren't the droids you're looking for\n"
+    assert c.get("/alwaysok")[2] == b'{ "status": "OK" }'
+    assert c.get("/alwaysok/")[0] == 301 and c.get("/nope")[0] == 404
+    status, headers, body = c.get("/healthcheck")  # no internet here: both checks fail, fast
+    assert status in (200, 503) and [r["name"] for r in json.loads(body)] == ["healthcheck1", "healthcheck2"]
+    assert process_uids(c) == {user.split(":")[0]}
+    try:
+        status, _, body = c.get("/chaosmonkey")
+        assert status == 200 and body.startswith(b"Not Enough Chaos! ")
+    except (OSError, http.client.HTTPException):
+        assert c.wait_exit() == 1  # the roll was above 90
+        return
+    with pytest.raises((OSError, http.client.HTTPException)):
+        c.get("/panic")
+    assert c.wait_exit() == 1
+
+
+def capabilities(c: Container) -> dict[str, str]:
+    """pid -> CapEff of every process in the container, read from the host's /proc."""
+    pids = [line.split()[0] for line in docker("top", c.name, "-eo", "pid").stdout.splitlines()[1:]]
+    found = {}
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                found[pid] = line.split()[1]
+    return found
+
+
+@pytest.mark.parametrize("flags", [(), HARDENED], ids=["plain", "hardened"])
+def test_no_process_in_the_container_has_capabilities(start, flags):
+    c = start(*flags)
+    c.wait_ready()
+    caps = capabilities(c)
+    assert len(caps) >= 4  # staticx's and PyInstaller's bootloaders, the master, the workers
+    assert set(caps.values()) == {"0000000000000000"}, caps
 
 
 def test_no_shell_to_exec(start):
@@ -300,6 +334,15 @@ def test_image_holds_exactly_what_the_dockerfile_puts_there(image):
     assert files["etc/tinyapi/config.yml"][4] == sha256_of(REPO / "config.yml")
     assert files["etc/ssl/certs/ca-certificates.crt"][4] == sha256_of(certifi.where())
     assert files["sbom.cdx.json"][4] == sha256_of(REPO / "dist" / "tinyapi.cdx.json")
+
+
+def test_nothing_in_the_image_is_writable_but_tmp(image):
+    """Every entry belongs to root and only /tmp is writable by anyone else: the container's
+    user (65532, or any --user but 0) can write nowhere but /tmp."""
+    for path, (kind, mode, uid, gid, _) in exported_files(image).items():
+        assert (uid, gid) == (0, 0), path
+        if path != "tmp":
+            assert mode & 0o022 == 0, f"{path} is writable by group or others: {oct(mode)}"
 
 
 def test_image_size_under_12MB(image):
