@@ -83,6 +83,8 @@ class ServerConfig:
     timeout: int = _key(30, _int_range(1, 3600), "seconds before a silent worker is restarted")
     graceful_timeout: int = _key(5, _int_range(1, 3600), "seconds in-flight requests get on SIGTERM")
     keepalive: int = _key(5, _int_range(0, 3600), "seconds an idle keep-alive connection is kept")
+    # Go's ReadHeaderTimeout: a client trickling its request head is cut off (tinyapi.worker).
+    header_timeout: int = _key(10, _int_range(1, 3600), "seconds a client has to send a request head")
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,11 @@
 frozen executable is the whole server (master + workers) with no `gunicorn` command around it."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
+import os
+import signal
 import socket
 
 import gunicorn.arbiter
@@ -11,7 +14,7 @@ from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.errors import HaltServer
 
-from tinyapi import logger, panic
+from tinyapi import logger, panic, worker
 from tinyapi.app import create_app
 from tinyapi.config import Config
 
@@ -60,16 +63,26 @@ def _halt_on_panic(arbiter, worker) -> None:
 
 
 class Arbiter(gunicorn.arbiter.Arbiter):
-    """Gunicorn's master, with a quick stop when a worker has panicked: the other workers are
-    told to quit now (SIGQUIT) rather than finish their requests, so the whole server is gone
-    well within a second."""
+    """Gunicorn's master, which stops at once when a worker has panicked."""
 
     panicking = False
 
     def halt(self, reason=None, exit_status=0):
         if exit_status == panic.EXIT_STATUS:
-            self.stop(graceful=False)
+            self.kill_workers_now()
         super().halt(reason, exit_status)
+
+    def kill_workers_now(self) -> None:
+        """Like the original's os.Exit(1): every worker goes now, in-flight requests too.
+
+        SIGKILL, not gunicorn's quick-stop SIGQUIT: a worker still booting has no SIGQUIT
+        handler yet and would hold the exit for the whole graceful timeout."""
+        for pid in list(self.WORKERS):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            self.WORKERS.pop(pid).tmp.close()
 
 
 class Server(BaseApplication):
@@ -82,7 +95,10 @@ class Server(BaseApplication):
         settings = {
             "bind": [bind_address(s.bind_address, s.bind_port)],
             "workers": s.workers,
-            "worker_class": s.worker_class,
+            # gthread is tinyapi.worker's: gunicorn's, with request heads read without a
+            # thread. A class object, not a dotted path: the frozen binary holds it for sure.
+            "worker_class": (worker.worker_class(s.header_timeout) if s.worker_class == "gthread"
+                             else s.worker_class),
             "threads": s.threads,
             "timeout": s.timeout,
             "graceful_timeout": s.graceful_timeout,
@@ -96,6 +112,10 @@ class Server(BaseApplication):
             "accesslog": None,  # tinyapi writes its own access line, for every request
             "child_exit": _halt_on_panic,
             "proc_name": "tinyapi",
+            # Trust no front end's forwarding headers (X-Forwarded-Proto, SCRIPT_NAME): tinyapi
+            # builds no absolute URL and is not mounted under a prefix. gunicorn trusts
+            # 127.0.0.1 by default, whose SCRIPT_NAME header could turn a request into a 500.
+            "forwarded_allow_ips": "",
             "limit_request_line": LIMIT_REQUEST_LINE,
             "limit_request_fields": LIMIT_REQUEST_FIELDS,
             "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
