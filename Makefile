@@ -53,6 +53,16 @@ image: sbom ## build the FROM scratch image tinyapi:latest and tinyapi:<version>
 inspect: image ## print every file of the image, its user, entrypoint, bundled libraries, size
 	@$(PY) docker/inspect.py tinyapi:latest
 
+.PHONY: bench bench-quick
+bench: venv ## measure size, start-up, memory, throughput, build time (~6 min) -> bench/results/latest.md
+	$(PY) bench/bench.py
+
+bench-quick: venv ## the same with 3 s wrk runs and one clean build (~2 min): for trying a change
+	$(PY) bench/bench.py --quick
+
+soak: image ## 60 s of wrk at saturation on the container: no error, no non-2xx, no memory growth
+	$(PY) bench/soak.py --seconds $${SOAK_SECONDS:-60}
+
 run: ## serve on :8080 from the image, or dist/tinyapi directly when no Docker engine answers
 	@MAKE="$(MAKE)" docker/run
 
