@@ -11,6 +11,7 @@ Usage: docker/inspect.py [IMAGE]   (default tinyapi:latest)
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -18,13 +19,9 @@ import tarfile
 import urllib.parse
 import uuid
 
-# Base images as the article's table gives them (bytes, as `docker images` counts: 10^6).
-ARTICLE_BASE_IMAGES = [
-    ("centos:7", 70_000_000),
-    ("alpine:3.5", 2_000_000),
-    ("busybox", 723_000),
-]
-GO_ORIGINAL = ("go-tinyapi (scratch, measured here)", 9_580_000)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "bench"))
+from bench import ARTICLE_IMAGES, GO_ORIGINAL  # noqa: E402  (the article's table, kept once)
 
 # Entries Docker itself adds to every container: not the image's.
 DOCKER_ADDS = {".dockerenv", "dev", "proc", "sys", "etc/hosts", "etc/hostname",
@@ -121,11 +118,11 @@ def report(image: str) -> None:
         print("\n(no /sbom.cdx.json in this image: `make image` puts one there)")
 
     print("\nsize beside the article's base images:")
-    rows = ARTICLE_BASE_IMAGES + [GO_ORIGINAL, (image, size)]
+    rows = [(name, int(bytes_)) for name, bytes_ in [*ARTICLE_IMAGES, GO_ORIGINAL]] + [(image, size)]
     widest = max(s for _, s in rows)
     for name, bytes_ in sorted(rows, key=lambda r: -r[1]):
         bar = "#" * max(1, round(40 * bytes_ / widest))
-        print(f"  {name:<38} {human(bytes_):>9}  {bar}")
+        print(f"  {name:<42} {human(bytes_):>9}  {bar}")
 
 
 def main(argv: list[str]) -> int:

@@ -84,7 +84,7 @@ def test_make_inspect_shows_the_image(image):
     assert "/bin/tinyapi" in out and "d1777  0:0" in out and "/sbom.cdx.json" in out
     assert "runs as:     65532:65532" in out
     assert "entrypoint:  ['/bin/tinyapi']" in out
-    assert "pkg:deb/debian/libc6" in out and "alpine:3.5" in out
+    assert "pkg:deb/debian/libc6" in out and "Alpine 3.5" in out
 
 
 def test_two_builds_of_one_commit_are_identical(image):
