@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import tinyapi
-from conftest import IS_ROOT, build, unavailable
+from conftest import IS_ROOT, ROOT, build, unavailable
 
 
 def needs_root():
@@ -136,3 +136,26 @@ def test_config_from_cfg_path(binary, start_server, tmp_path):
     server = start_server(command=binary_command(binary), TINYAPI_CFG_PATH=str(config.parent))
     assert server.get("/panic").status == 404
     assert f"Loaded config file: {config}" in server.log
+
+
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+def test_builds_from_debians_python_too(tmp_path):
+    """The kit works from Debian's /usr/bin/python3 as well as from the default python3 (pyenv,
+    whose RUNPATHs the spec clears): a clone of HEAD, its own venv, the whole build with its
+    verify stage (an empty root), in a directory of its own so dist/ here is left alone."""
+    needs_root()
+    if not Path(DEBIAN_PYTHON).exists():
+        unavailable(f"no {DEBIAN_PYTHON} (apt-get install python3-venv python3-dev)")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", "--no-local", str(ROOT), str(clone)], check=True)
+    done = subprocess.run(["make", "--no-print-directory", "-C", str(clone), "binary",
+                           f"PYTHON={DEBIAN_PYTHON}"], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert f"checking prerequisites for {clone}/.venv/bin/python" in done.stdout
+    assert "==> verify" in done.stdout
+    venv_python = (clone / ".venv" / "bin" / "python").resolve()
+    assert str(venv_python).startswith("/usr/bin/python3")  # Debian's, not pyenv's
+    ldd = subprocess.run(["ldd", str(clone / "dist" / "tinyapi")], capture_output=True, text=True)
+    assert "not a dynamic executable" in ldd.stdout + ldd.stderr
