@@ -27,7 +27,7 @@ def soak(image: str, seconds: float) -> tuple[dict, list[str]]:
     """Run the soak; (figures, failures)."""
     with bench.container(image) as (cid, port):
         url = f"http://127.0.0.1:{port}/alwaysok"
-        idle = bench.container_memory(cid)["pss_mb"]
+        idle = bench.idle_memory(cid)["pss_mb"]
         warm_up = bench.wrk(url, WARM_UP_SECONDS, connections=CONNECTIONS)
         warm = bench.container_memory(cid)["pss_mb"]
         bench.say(f"soak: {seconds:g} s of wrk -t2 -c{CONNECTIONS} on {url}")
