@@ -14,7 +14,6 @@ import http.client
 import http.server
 import json
 import re
-import socket
 import ssl
 import subprocess
 import tarfile
@@ -31,7 +30,7 @@ MAX_IMAGE_BYTES = 12_000_000  # "under 12 MB", as `docker images` counts (10^6)
 START_TIMEOUT = 30.0          # staticx + PyInstaller unpack to /tmp before Python starts
 
 
-from conftest import docker  # the image fixture is in conftest too
+from conftest import docker, free_port, poll  # the image fixture is in conftest too
 
 
 class Container:
@@ -119,22 +118,6 @@ def http_get(port: int, path: str, timeout: float = 10) -> tuple[int, dict[str, 
         conn.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def poll(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}", pytrace=False)
-
-
 # --- endpoints ---------------------------------------------------------------------------------
 
 TEXT = "text/plain; charset=utf-8"
@@ -190,7 +173,7 @@ def test_restart_on_failure_serves_again_after_panic(start):
     with pytest.raises((OSError, http.client.HTTPException)):
         c.get("/panic")
     poll(lambda: int(c.inspect("{{.RestartCount}}")) >= 1 and c.running(), 30,
-         "Docker to restart the container")
+         what="Docker to restart the container")
     # A restarted container gets a new ephemeral host port: ask again.
     c.port = c.published_port()
     c.wait_ready()
