@@ -160,12 +160,19 @@ class TinyapiProcess:
         return self.proc.wait(timeout)
 
     def stop(self) -> None:
+        # SIGTERM first: the frozen binary removes what it unpacked into /tmp (40 MB) only
+        # when it is let to exit. SIGKILL of the group is for a server that will not stop.
         if self.proc.poll() is None:
+            self.proc.terminate()
             try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
                 pass
-            self.proc.wait(10)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # and any worker left behind
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
         self._log.close()
 
     def group_alive(self) -> bool:
