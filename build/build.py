@@ -71,14 +71,14 @@ def build_env():
     env['PATH'] = os.pathsep.join([venv_bin(), env.get('PATH', '/usr/bin:/bin'), '/usr/sbin', '/sbin'])
     env['PYTHONHASHSEED'] = '0'
     env.setdefault('TZ', 'UTC')
-    if 'SOURCE_DATE_EPOCH' not in env:
-        try:
-            env['SOURCE_DATE_EPOCH'] = subprocess.run(
-                ['git', '-C', REPO, 'log', '-1', '--format=%ct'],
-                capture_output=True, text=True, check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            pass  # not a git checkout: builds are just not reproducible
+    env['SOURCE_DATE_EPOCH'] = source_date_epoch()
     return env
+
+
+def source_date_epoch():
+    """The build's time, by the one rule every step shares (build/source-date-epoch)."""
+    return subprocess.run([os.path.join(REPO, 'build', 'source-date-epoch')],
+                          capture_output=True, text=True, check=True).stdout.strip()
 
 
 def which(tool, env):
@@ -99,6 +99,9 @@ def inputs_hash():
     h = hashlib.sha256()
     # The interpreter is an input: .venv (pyenv) and .venv-debian share dist/.
     h.update(f'python={sys.executable} {sys.version}\n'.encode())
+    # So is the build's time, stamped into staticx's archive: after a new commit, a binary
+    # built at the one before is not what a clean build of this commit gives.
+    h.update(f'SOURCE_DATE_EPOCH={source_date_epoch()}\n'.encode())
     for path in input_files():
         h.update(f'{os.path.relpath(path, REPO)}\n'.encode())
         with open(path, 'rb') as f:

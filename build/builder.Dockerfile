@@ -17,8 +17,9 @@
 #                     /usr/bin/python3 in Debian's)
 #   SOURCE_DATE_EPOCH the timestamp build.py stamps into the binary (there is no
 #                     git here to read it from: docker/build-in-docker passes the
-#                     last commit's time); unset, build.py clamps the times in
-#                     staticx's archive to 0 and the SBOM's timestamp is 1970
+#                     last commit's time); unset, build/source-date-epoch gives 0:
+#                     the times in staticx's archive are clamped to 0 and the
+#                     SBOM's timestamp is 1970
 #
 # Not run here: build.py's verify stage (ldd, then the binary in an empty root
 # via unshare + chroot + a fresh /proc), which needs privileges a `docker build`
@@ -76,11 +77,10 @@ ARG SOURCE_DATE_EPOCH
 # database are those of this build (on the host they would describe another).
 COPY . .
 RUN set -eu; \
-    [ -n "${SOURCE_DATE_EPOCH:-}" ] || unset SOURCE_DATE_EPOCH; \
     make --no-print-directory venv PYTHON="$PYTHON"; \
     .venv/bin/python build/build.py --skip-verify; \
     ldd dist/tinyapi 2>&1 | grep -q 'not a dynamic executable'; \
     echo "builder: ldd dist/tinyapi: not a dynamic executable"; \
     dist/tinyapi --version; \
-    SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-0}" .venv/bin/python build/sbom.py; \
+    .venv/bin/python build/sbom.py; \
     sha256sum dist/tinyapi dist/tinyapi.cdx.json

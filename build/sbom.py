@@ -281,15 +281,9 @@ def build_sbom(binary: str) -> dict:
 
 
 def source_date_epoch() -> int:
-    """The build's time, as build.py sets it: SOURCE_DATE_EPOCH, else the last commit's."""
-    if os.environ.get("SOURCE_DATE_EPOCH"):
-        return int(os.environ["SOURCE_DATE_EPOCH"])
-    try:
-        last_commit = subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%ct"],
-                                     capture_output=True, text=True)
-    except FileNotFoundError:  # no git (a build context without it): the epoch
-        return 0
-    return int(last_commit.stdout.strip() or 0)
+    """The build's time, by the one rule every step shares (build/source-date-epoch)."""
+    return int(subprocess.run([os.path.join(REPO, "build", "source-date-epoch")],
+                              capture_output=True, text=True, check=True).stdout)
 
 
 def _iso(epoch: int) -> str:

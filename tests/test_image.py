@@ -30,7 +30,7 @@ MAX_IMAGE_BYTES = 12_000_000  # "under 12 MB", as `docker images` counts (10^6)
 START_TIMEOUT = 30.0          # staticx + PyInstaller unpack to /tmp before Python starts
 
 
-from conftest import docker, free_port, poll  # the image fixture is in conftest too
+from conftest import Answer, docker, free_port, poll, request  # the image fixture is in conftest too
 
 
 class Container:
@@ -55,8 +55,8 @@ class Container:
         proc = docker("logs", self.name, check=False)
         return proc.stdout + proc.stderr
 
-    def get(self, path: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
-        return http_get(self.port, path, timeout=timeout)
+    def get(self, path: str, timeout: float = 10) -> Answer:
+        return request(self.port, path, timeout=timeout)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         """Poll GET /alwaysok until it answers 200; fail early if the container dies."""
@@ -64,7 +64,7 @@ class Container:
         last: object = None
         while time.monotonic() < deadline:
             try:
-                status, _, _ = self.get("/alwaysok", timeout=2)
+                status = self.get("/alwaysok", timeout=2).status
                 if status == 200:
                     return
                 last = f"status {status}"
@@ -106,18 +106,6 @@ def start(image):
         docker("rm", "-f", name, check=False)
 
 
-# --- HTTP --------------------------------------------------------------------------------------
-
-def http_get(port: int, path: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
-
-
 # --- endpoints ---------------------------------------------------------------------------------
 
 TEXT = "text/plain; charset=utf-8"
@@ -133,25 +121,25 @@ JSON = "application/json; charset=UTF-8"
 def test_endpoint_through_published_port(start, path, status, body, headers):
     c = start()
     c.wait_ready()
-    got_status, got_headers, got_body = c.get(path)
-    assert got_status == status
+    got = c.get(path)
+    assert got.status == status
     if body is not None:
-        assert got_body == body
+        assert got.body == body
     for key, value in headers.items():
-        assert got_headers.get(key) == value, got_headers
+        assert got.headers.get(key) == value, got.headers
 
 
 def test_chaosmonkey_answers_or_dies_with_1(start):
     c = start()
     c.wait_ready()
     try:
-        status, _, body = c.get("/chaosmonkey")
+        got = c.get("/chaosmonkey")
     except (OSError, http.client.HTTPException):
         # Enough chaos: the process ended mid-request.
         assert c.wait_exit() == 1
         return
-    if status == 200:
-        assert re.fullmatch(rb"Not Enough Chaos! \d{1,2} /100\n", body), body
+    if got.status == 200:
+        assert re.fullmatch(rb"Not Enough Chaos! \d{1,2} /100\n", got.body), got.body
     else:  # the response raced the exit
         assert c.wait_exit() == 1
 
@@ -177,7 +165,7 @@ def test_restart_on_failure_serves_again_after_panic(start):
     # A restarted container gets a new ephemeral host port: ask again.
     c.port = c.published_port()
     c.wait_ready()
-    assert c.get("/")[0] == 200
+    assert c.get("/").status == 200
 
 
 def test_docker_stop_exits_0_within_2s(start):
@@ -210,15 +198,16 @@ HARDENED = ("--read-only", "--tmpfs", "/tmp:rw,exec,nosuid,mode=1777",
 def test_hardened_run_serves_every_endpoint(start, user):
     c = start(*HARDENED, "--user", user, "-e", "TINYAPI_HEALTHCHECK_TIMEOUT=2")
     c.wait_ready()
-    assert c.get("/")[2] == b"Index of tinyapi. These aren't the droids you're looking for\n"
-    assert c.get("/alwaysok")[2] == b'{ "status": "OK" }'
-    assert c.get("/alwaysok/")[0] == 301 and c.get("/nope")[0] == 404
-    status, headers, body = c.get("/healthcheck")  # no internet here: both checks fail, fast
-    assert status in (200, 503) and [r["name"] for r in json.loads(body)] == ["healthcheck1", "healthcheck2"]
+    assert c.get("/").body == b"Index of tinyapi. These aren't the droids you're looking for\n"
+    assert c.get("/alwaysok").body == b'{ "status": "OK" }'
+    assert c.get("/alwaysok/").status == 301 and c.get("/nope").status == 404
+    health = c.get("/healthcheck")  # no internet here: both checks fail, fast
+    assert health.status in (200, 503)
+    assert [r["name"] for r in json.loads(health.body)] == ["healthcheck1", "healthcheck2"]
     assert process_uids(c) == {user.split(":")[0]}
     try:
-        status, _, body = c.get("/chaosmonkey")
-        assert status == 200 and body.startswith(b"Not Enough Chaos! ")
+        chaos = c.get("/chaosmonkey")
+        assert chaos.status == 200 and chaos.body.startswith(b"Not Enough Chaos! ")
     except (OSError, http.client.HTTPException):
         assert c.wait_exit() == 1  # the roll was above 90
         return
@@ -411,11 +400,11 @@ def run_healthcheck(start, port: int, ca_pem: Path | None):
                  "-e", "TINYAPI_HEALTHCHECK_CA_FILE=/run/test-ca.pem"]
     c = start(*args, publish=False, port=bind_port)
     c.wait_ready()
-    status, headers, body = c.get("/healthcheck", timeout=20)
-    assert headers.get("content-type") == JSON
-    results = json.loads(body)
+    health = c.get("/healthcheck", timeout=20)
+    assert health.headers.get("content-type") == JSON
+    results = json.loads(health.body)
     assert [r["name"] for r in results] == ["healthcheck1", "healthcheck2"], results
-    return status, results
+    return health.status, results
 
 
 def test_healthcheck_passes_with_the_right_ca(start, https_server):

@@ -58,6 +58,15 @@ def test_sbom_describes_the_binary(sbom, binary):
     assert not [c for c in sbom["components"] if c["name"] == "unknown"]
 
 
+def test_sbom_is_valid_cyclonedx_1_5(sbom):
+    """Against the CycloneDX 1.5 JSON schema (strict: no keys the spec does not know), offline:
+    cyclonedx-python-lib carries the schemas."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+    error = JsonStrictValidator(SchemaVersion.V1_5).validate_str(SBOM.read_text())
+    assert error is None, error
+
+
 def test_sbom_lists_python_distributions_with_version_and_license(sbom):
     from importlib.metadata import version
     pypi = {c["name"]: c for c in sbom["components"] if c["purl"].startswith("pkg:pypi/")}

@@ -122,6 +122,9 @@ class Server(BaseApplication):
             "limit_request_line": LIMIT_REQUEST_LINE,
             "limit_request_fields": LIMIT_REQUEST_FIELDS,
             "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
+            # Gunicorn's own parser, said outright: its C parser (gunicorn_h1c) is not shipped,
+            # and "auto" would look for it in every worker.
+            "http_parser": "python",
         }
         for key, value in settings.items():
             self.cfg.set(key, value)

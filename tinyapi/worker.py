@@ -29,6 +29,7 @@ HTTP/2, which tinyapi does not use, keep gunicorn's own reading.
 """
 from __future__ import annotations
 
+import concurrent.futures.thread  # noqa: F401  (gthread's pool: imported lazily, in each worker; here, once in the master)
 import os
 import selectors
 import socket
