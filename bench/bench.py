@@ -787,12 +787,12 @@ def to_markdown(r: dict) -> str:
                   "", "![image sizes](image-sizes.png)", ""]
     if "startup_host" in r or "startup_docker" in r:
         lines += ["## Start-up (ms, to the first 200)", "", "| what | median (min - max) |", "|---|---:|"]
+        decode = r.get("startup_host", {}).get("decode", {})
         if "startup_host" in r:
             h = r["startup_host"]
             lines += [f"| `dist/tinyapi` on the host | {ms(h['frozen_s'])} |",
                       f"| `.venv/bin/python -m tinyapi` on the host | {ms(h['source_s'])} |",
                       f"| ratio frozen / source | {h['ratio']:.2f}x |"]
-            decode = h.get("decode", {})
             if "xz" in decode:
                 lines.append(f"| decoding staticx's xz archive alone, `xz -dc` ({decode['xz']['archive_bytes']:,} B) "
                              f"| {ms(decode['xz']['s'])} |")
@@ -806,7 +806,6 @@ def to_markdown(r: dict) -> str:
                       f"| ratio tinyapi / busybox | {d['ratio']:.2f}x |",
                       f"| `docker stop` of tinyapi | {ms(r['docker_stop_s'])} |"]
         lines.append("")
-        decode = r.get("startup_host", {}).get("decode", {})
         if "xz" in decode:
             source_ms = r["startup_host"]["source_s"]["median"] * 1000
             xz_ms = decode["xz"]["s"]["median"] * 1000

@@ -11,8 +11,9 @@ Stages, in order (each prints a "==> stage" line):
 
 Run it with the interpreter whose packages go into the binary, e.g.
 `make binary` or `.venv/bin/python build/build.py`.  A build whose inputs
-(tinyapi/*.py, the spec, this script, the lock file, the interpreter) have
-not changed since the last one is skipped: dist/tinyapi.inputs keeps their hash.
+(tinyapi/*.py, the spec, this script, the lock file, the interpreter, and the
+build's time: a new commit is a new one) have not changed since the last one is
+skipped: dist/tinyapi.inputs keeps their hash.
 """
 import argparse
 import contextlib
