@@ -416,11 +416,6 @@ def build_baseline_image() -> None:
         run(["docker", "build", "-q", "-t", BASELINE_IMAGE, ctx])
 
 
-def docker_run(image: str, port: int) -> str:
-    return run(["docker", "run", "-d", "--label", LABEL, "-p", f"127.0.0.1:{port}:8080",
-                image]).stdout.strip()
-
-
 def docker_rm(cid: str) -> None:
     subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
 
@@ -437,26 +432,16 @@ def bench_startup_docker(results: dict, runs: int) -> None:
     stops = []
 
     def tinyapi():
-        port = free_port()
-        started = time.monotonic()
-        cid = docker_run(IMAGE, port)
-        try:
-            took = wait_200(port, "/alwaysok", started, alive=lambda: container_running(cid))
+        with container(IMAGE) as (cid, _, took):
             t = time.monotonic()
             run(["docker", "stop", cid])
             stops.append(time.monotonic() - t)
             return took
-        finally:
-            docker_rm(cid)
 
     def busybox():
-        port = free_port()
-        started = time.monotonic()
-        cid = docker_run(BASELINE_IMAGE, port)
-        try:
-            return wait_200(port, "/", started, alive=lambda: container_running(cid))
-        finally:
-            docker_rm(cid)  # busybox as PID 1 ignores SIGTERM: `docker stop` would wait 10 s
+        # Removed unstopped: busybox as PID 1 ignores SIGTERM, `docker stop` would wait 10 s.
+        with container(BASELINE_IMAGE, path="/") as (_, _, took):
+            return took
 
     times = interleaved(runs, {"tinyapi": tinyapi, "busybox": busybox})
     t, b = stats(times["tinyapi"]), stats(times["busybox"])
@@ -549,13 +534,17 @@ def parse_wrk(out: str) -> dict:
 
 
 @contextlib.contextmanager
-def container(image: str):
+def container(*run_args: str, path: str = "/alwaysok"):
+    """`docker run -d` of run_args (options, the image, its command), 8080 published on a free
+    port of 127.0.0.1; yield (container id, port, seconds from `docker run` to the first 200
+    on path). The container is removed at the end."""
     port = free_port()
     started = time.monotonic()
-    cid = docker_run(image, port)
+    cid = run(["docker", "run", "-d", "--label", LABEL, "-p", f"127.0.0.1:{port}:8080",
+               *run_args]).stdout.strip()
     try:
-        wait_200(port, "/alwaysok", started, alive=lambda: container_running(cid))
-        yield cid, port
+        took = wait_200(port, path, started, alive=lambda: container_running(cid))
+        yield cid, port, took
     finally:
         docker_rm(cid)
 
@@ -576,7 +565,7 @@ def summarize(runs: list[dict]) -> dict:
 
 def bench_memory_and_throughput(results: dict, runs: int, duration: float, quick: bool,
                                 sections: set[str], cwd: str) -> None:
-    with container(IMAGE) as (cid, port):
+    with container(IMAGE) as (cid, port, _):
         url = f"http://127.0.0.1:{port}"
         if "memory" in sections:
             say("memory: Pss of every process of the container, idle, after 10,000 and 100,000 requests")

@@ -25,7 +25,7 @@ MAX_GROWTH_PCT = 10.0
 
 def soak(image: str, seconds: float) -> tuple[dict, list[str]]:
     """Run the soak; (figures, failures)."""
-    with bench.container(image) as (cid, port):
+    with bench.container(image) as (cid, port, _):
         url = f"http://127.0.0.1:{port}/alwaysok"
         idle = bench.idle_memory(cid)["pss_mb"]
         warm_up = bench.wrk(url, WARM_UP_SECONDS, connections=CONNECTIONS)
