@@ -36,6 +36,9 @@ lock: ## re-pin requirements.lock from pyproject.toml (needs uv)
 
 # --- the image: Dockerfile + docker/ (stage-image, run); .ci/start-docker starts an engine
 VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' tinyapi/__init__.py)
+# The image's name: tagged NAME:latest and NAME:<version>. Another name keeps two checkouts'
+# images apart on one engine (the tests read TINYAPI_IMAGE_NAME too).
+IMAGE_NAME ?= $(or $(TINYAPI_IMAGE_NAME),tinyapi)
 
 sbom: binary ## write dist/tinyapi.cdx.json, the CycloneDX SBOM of what is inside the binary
 	$(PY) build/sbom.py
@@ -48,10 +51,10 @@ image: sbom ## build the FROM scratch image tinyapi:latest and tinyapi:<version>
 	PYTHON=$(PY) docker/stage-image dist/tinyapi
 	docker build --build-arg VERSION=$(VERSION) \
 	  --build-arg SBOM_SHA256=$$(sha256sum dist/tinyapi.cdx.json | cut -d' ' -f1) \
-	  -t tinyapi:latest -t tinyapi:$(VERSION) .
+	  -t $(IMAGE_NAME):latest -t $(IMAGE_NAME):$(VERSION) .
 
 inspect: image ## print every file of the image, its user, entrypoint, bundled libraries, size
-	@$(PY) docker/inspect.py tinyapi:latest
+	@$(PY) docker/inspect.py $(IMAGE_NAME):latest
 
 .PHONY: bench bench-quick
 bench: venv ## measure size, start-up, memory, throughput, build time (~6 min) -> bench/results/latest.md

@@ -52,7 +52,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "bench", "results")
 BINARY = os.path.join(REPO, "dist", "tinyapi")
-IMAGE = "tinyapi:latest"
+IMAGE = f"{os.environ.get('TINYAPI_IMAGE_NAME', 'tinyapi')}:latest"  # make image IMAGE_NAME=...
 BASELINE_IMAGE = "tinyapi-bench/busybox-httpd:latest"
 LABEL = "tinyapi-bench=1"  # every container the bench starts carries it (cleanup)
 SECTIONS = ("sizes", "startup-host", "startup-docker", "memory", "throughput", "build")

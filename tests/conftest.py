@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BINARY = ROOT / "dist" / "tinyapi"
 IN_CI = os.environ.get("CI") == "true"
 IS_ROOT = os.geteuid() == 0
+# The image the tests build and run: NAME:latest (make image IMAGE_NAME=...).
+IMAGE_NAME = os.environ.get("TINYAPI_IMAGE_NAME", "tinyapi")
+IMAGE = f"{IMAGE_NAME}:latest"
 
 
 def _load_build_script():
@@ -76,15 +79,15 @@ def binary() -> Path:
 
 @pytest.fixture(scope="session")
 def image() -> str:
-    """tinyapi:latest, built once per session by `make image` (builds the binary if missing)."""
+    """IMAGE, built once per session by `make image` (builds the binary if missing)."""
     if not docker_answers():
         unavailable("no Docker engine answers `docker info` (start one: .ci/start-docker)")
-    proc = subprocess.run(["make", "--no-print-directory", "image"], cwd=ROOT,
+    proc = subprocess.run(["make", "--no-print-directory", "image", f"IMAGE_NAME={IMAGE_NAME}"], cwd=ROOT,
                           capture_output=True, text=True, timeout=1800, check=False)
     if proc.returncode != 0:
         out = (proc.stdout + proc.stderr)[-6000:]
         pytest.fail(f"`make image` exited {proc.returncode}:\n{out}", pytrace=False)
-    return "tinyapi:latest"
+    return IMAGE
 
 
 def free_port() -> int:

@@ -25,12 +25,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-IMAGE = "tinyapi:latest"
 MAX_IMAGE_BYTES = 12_000_000  # "under 12 MB", as `docker images` counts (10^6)
 START_TIMEOUT = 30.0          # staticx + PyInstaller unpack to /tmp before Python starts
 
 
-from conftest import Answer, docker, free_port, poll, request  # the image fixture is in conftest too
+from conftest import IMAGE, IMAGE_NAME, Answer, docker, free_port, poll, request  # the image fixture is in conftest too
 
 
 class Container:
@@ -343,7 +342,7 @@ def test_image_config(image):
     assert labels["tinyapi.sbom.sha256"] == sha256_of(REPO / "dist" / "tinyapi.cdx.json")
     # Both tags name the same image.
     ids = {docker("image", "inspect", "-f", "{{.Id}}", tag).stdout.strip()
-           for tag in (image, f"tinyapi:{__version__}")}
+           for tag in (image, f"{IMAGE_NAME}:{__version__}")}
     assert len(ids) == 1
 
 
