@@ -56,7 +56,7 @@ IMAGE_NAME ?= $(or $(TINYAPI_IMAGE_NAME),tinyapi)
 
 image: sbom ## build the FROM scratch image tinyapi:latest and tinyapi:<version>
 	@docker info >/dev/null 2>&1 || .ci/start-docker
-	PYTHON=$(PY) docker/stage-image dist/tinyapi
+	$(PY) docker/stage-image dist/tinyapi
 	docker build --build-arg VERSION=$(VERSION) \
 	  --build-arg SBOM_SHA256=$$(sha256sum dist/tinyapi.cdx.json | cut -d' ' -f1) \
 	  -t $(IMAGE_NAME):latest -t $(IMAGE_NAME):$(VERSION) .
