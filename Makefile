@@ -62,20 +62,20 @@ image: sbom ## build the FROM scratch image tinyapi:latest and tinyapi:<version>
 	  -t $(IMAGE_NAME):latest -t $(IMAGE_NAME):$(VERSION) .
 
 inspect: image ## print every file of the image, its user, entrypoint, bundled libraries, size
-	@$(PY) docker/inspect.py $(IMAGE_NAME):latest
+	@$(PY) docker/inspect-image $(IMAGE_NAME):latest
 
 verify-reproducible: ## build HEAD twice in new clones and venvs; the binary and image layers must match
 	build/verify-reproducible
 
 # --- the benchmarks: bench/ -----------------------------------------------------------------------
 bench: venv ## measure size, start-up, memory, throughput, build time (~6 min) -> bench/results/latest.md
-	$(PY) bench/bench.py
+	$(PY) -m bench
 
 bench-quick: venv ## the same with 3 s wrk runs and one clean build (~2 min): for trying a change
-	$(PY) bench/bench.py --quick
+	$(PY) -m bench --quick
 
 soak: image ## 60 s of wrk at saturation on the container: no error, no non-2xx, no memory growth
-	$(PY) bench/soak.py --seconds $${SOAK_SECONDS:-60}
+	$(PY) -m bench.soak --seconds $${SOAK_SECONDS:-60}
 
 # --- the deployments: deploy/ ---------------------------------------------------------------------
 demo-swarm: image ## Swarm self-healing: deploy deploy/swarm/stack.yml, /panic, /chaosmonkey, cleanup (TINYAPI_PORT=8080)
