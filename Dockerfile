@@ -25,11 +25,7 @@ LABEL org.opencontainers.image.title="tinyapi" \
 # own destination* (COPY dist/image/tmp /tmp) makes the classic builder create
 # /tmp 0755 and lose the sticky 1777; as children of the copied tree the
 # directories keep their modes (checked with `docker export | tar -tv`).
-#   /bin/tinyapi                         the staticx binary (0755)
-#   /etc/tinyapi/config.yml              the repo's config.yml (binds 0.0.0.0:8080)
-#   /etc/ssl/certs/ca-certificates.crt   certifi's CA bundle, for /healthcheck
-#   /tmp/                                1777: staticx and PyInstaller unpack and exec here
-#   /sbom.cdx.json                       CycloneDX SBOM of the binary (make sbom)
+# What the tree holds, file by file: harness/image.py (docs/image.md shows it).
 COPY dist/image/ /
 
 ENV TINYAPI_CFG_PATH=/etc/tinyapi \

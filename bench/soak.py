@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`make soak`: the container at saturation for a while, and nothing may give.
 
 wrk (-t2 -c64) on /alwaysok through the port published on 127.0.0.1, for --seconds (60 by
@@ -8,7 +7,7 @@ above what it was after the warm-up: the first requests make each worker build i
 of what it touches, once; growth that goes on after that is a leak. The growth from the idle
 container is printed too.
 
-Usage: bench/soak.py [--seconds N] [--image IMAGE]   (exit 1 when an assertion fails)
+Usage: python -m bench.soak [--seconds N] [--image IMAGE]   (exit 1 when an assertion fails)
 """
 from __future__ import annotations
 
@@ -16,7 +15,10 @@ import argparse
 import sys
 import time
 
-import bench
+from bench.lib import IMAGE, BenchError, container, preflight, say
+from bench.memory import container_memory, idle_memory
+from bench.wrk import wrk
+from harness.docker import container_running
 
 WARM_UP_SECONDS = 5
 CONNECTIONS = 64  # twice the bench's 32: past saturation for 2 workers x 4 threads
@@ -25,16 +27,16 @@ MAX_GROWTH_PCT = 10.0
 
 def soak(image: str, seconds: float) -> tuple[dict, list[str]]:
     """Run the soak; (figures, failures)."""
-    with bench.container(image) as (cid, port, _):
+    with container(image) as (cid, port, _):
         url = f"http://127.0.0.1:{port}/alwaysok"
-        idle = bench.idle_memory(cid)["pss_mb"]
-        warm_up = bench.wrk(url, WARM_UP_SECONDS, connections=CONNECTIONS)
-        warm = bench.container_memory(cid)["pss_mb"]
-        bench.say(f"soak: {seconds:g} s of wrk -t2 -c{CONNECTIONS} on {url}")
-        load = bench.wrk(url, seconds, connections=CONNECTIONS)
+        idle = idle_memory(cid)["pss_mb"]
+        warm_up = wrk(url, WARM_UP_SECONDS, connections=CONNECTIONS)
+        warm = container_memory(cid)["pss_mb"]
+        say(f"soak: {seconds:g} s of wrk -t2 -c{CONNECTIONS} on {url}")
+        load = wrk(url, seconds, connections=CONNECTIONS)
         time.sleep(0.5)  # let the last connections close before reading memory
-        after = bench.container_memory(cid)["pss_mb"]
-        running = bench.container_running(cid)
+        after = container_memory(cid)["pss_mb"]
+        running = container_running(cid)
     figures = {
         "seconds": seconds, "requests": load["requests"], "rps": load["rps"],
         "p50_ms": load["p50_ms"], "p99_ms": load["p99_ms"],
@@ -57,14 +59,14 @@ def soak(image: str, seconds: float) -> tuple[dict, list[str]]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60, help="how long to soak (default 60)")
-    parser.add_argument("--image", default=bench.IMAGE, help=f"the image (default {bench.IMAGE})")
+    parser.add_argument("--image", default=IMAGE, help=f"the image (default {IMAGE})")
     args = parser.parse_args(argv)
     try:
-        bench.preflight({"memory"})
+        preflight({"memory"})
         f, failures = soak(args.image, args.seconds)
-    except bench.BenchError as err:
+    except BenchError as err:
         print(f"soak: {err}", file=sys.stderr)
         return 2
     print(f"soak: {f['requests']:,} requests in {f['seconds']:g} s: {f['rps']:,.0f} req/s, "

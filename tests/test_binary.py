@@ -15,22 +15,19 @@ from pathlib import Path
 import pytest
 
 import tinyapi
-from conftest import IS_ROOT, ROOT, build, unavailable
-
-
-def needs_root():
-    if not IS_ROOT:
-        unavailable("unshare/chroot need root")
+from harness.emptyroot import empty_root_server
+from harness.paths import ROOT
+from harness.testing import needs_root, unavailable
 
 
 @pytest.fixture
 def empty_root(binary):
     """empty_root(args=(), env=None, files=None, ready_path='/alwaysok') -> context manager
-    yielding a build.Server for the binary run in an empty root."""
+    yielding a harness.serve.Process: the binary run in an empty root."""
     needs_root()
 
     def start(**kwargs):
-        return build.empty_root_server(str(binary), **kwargs)
+        return empty_root_server(binary, **kwargs)
     return start
 
 
@@ -67,9 +64,9 @@ def test_version(binary):
 
 def test_serves_alwaysok_in_empty_root(empty_root):
     with empty_root() as server:
-        status, body = server.get("/alwaysok")
-        assert (status, body) == (200, '{ "status": "OK" }')
-        assert "No config file loaded" in server.log()
+        answer = server.get("/alwaysok")
+        assert (answer.status, answer.text) == (200, '{ "status": "OK" }')
+        assert "No config file loaded" in server.log
 
 
 def test_sync_worker_in_empty_root(empty_root):
@@ -77,23 +74,23 @@ def test_sync_worker_in_empty_root(empty_root):
     # (With threads > 1 gunicorn quietly runs gthread instead.)
     env = {"TINYAPI_SERVER_WORKER_CLASS": "sync", "TINYAPI_SERVER_THREADS": "1"}
     with empty_root(env=env) as server:
-        assert server.get("/alwaysok")[0] == 200
-        assert "Using worker: sync" in server.log()
+        assert server.get("/alwaysok").status == 200
+        assert "Using worker: sync" in server.log
 
 
 def test_version_in_empty_root(empty_root):
     with empty_root(args=["--version"], ready_path=None) as server:
-        assert server.proc.wait(timeout=30) == 0, server.log()
-        assert tinyapi.__version__ in server.log()
+        assert server.proc.wait(timeout=30) == 0, server.log
+        assert tinyapi.__version__ in server.log
 
 
 def test_config_from_cfg_path_in_empty_root(empty_root):
     # The image's way: TINYAPI_CFG_PATH names a directory holding config.yml.
     files = {"/etc/tinyapi/config.yml": "chaos:\n  enabled: false\n"}
     with empty_root(env={"TINYAPI_CFG_PATH": "/etc/tinyapi"}, files=files) as server:
-        assert server.get("/panic")[0] == 404
-        assert server.get("/alwaysok")[0] == 200  # still alive
-        assert "Loaded config file: /etc/tinyapi/config.yml" in server.log()
+        assert server.get("/panic").status == 404
+        assert server.get("/alwaysok").status == 200  # still alive
+        assert "Loaded config file: /etc/tinyapi/config.yml" in server.log
 
 
 def test_frozen_ca_bundle_is_used_in_empty_root(empty_root, untrusted_https_target):
@@ -102,9 +99,9 @@ def test_frozen_ca_bundle_is_used_in_empty_root(empty_root, untrusted_https_targ
     env = {"TINYAPI_HEALTHCHECK_HC1_URL": untrusted_https_target.url("/ok"),
            "TINYAPI_HEALTHCHECK_HC2_URL": untrusted_https_target.url("/ok")}
     with empty_root(env=env) as server:
-        status, body = server.get("/healthcheck")
-    assert status == 503
-    for result in json.loads(body):
+        answer = server.get("/healthcheck")
+    assert answer.status == 503
+    for result in json.loads(answer.body):
         assert result["status"] == 3
         assert "CERTIFICATE_VERIFY_FAILED" in result["verbose"], result
 
@@ -115,10 +112,10 @@ def test_https_with_configured_ca_in_empty_root(empty_root, test_ca, https_targe
            "TINYAPI_HEALTHCHECK_HC1_URL": https_target.url("/ok"),
            "TINYAPI_HEALTHCHECK_HC2_URL": https_target.url("/missing")}
     with empty_root(env=env, files=files) as server:
-        status, body = server.get("/healthcheck")
-    results = json.loads(body)
+        answer = server.get("/healthcheck")
+    results = json.loads(answer.body)
     assert [r["status"] for r in results] == [1, 2], results
-    assert status == 503  # one check is not 200
+    assert answer.status == 503  # one check is not 200
 
 
 # --- on the host, with a config file -----------------------------------------------------------

@@ -22,12 +22,13 @@ from pathlib import Path
 import pytest
 
 import tinyapi
-from conftest import IS_ROOT, ROOT, build, docker_answers, unavailable
+from harness.docker import START_ENGINE, docker_answers
+from harness.emptyroot import empty_root_server
+from harness.paths import ROOT
+from harness.testing import IS_ROOT, unavailable
 
 BASE = "tinyapi-builder-base:bookworm"
 BUILDER_TAG = "tinyapi-builder:test"
-
-
 
 
 def run(cmd: list[str], timeout: float, **env: str) -> subprocess.CompletedProcess:
@@ -42,7 +43,7 @@ def run(cmd: list[str], timeout: float, **env: str) -> subprocess.CompletedProce
 def built(tmp_path_factory) -> tuple[Path, str]:
     """(the binary built in the container, the script's output)."""
     if not docker_answers():
-        unavailable("no Docker engine answers `docker info` (start one: .ci/start-docker)")
+        unavailable(f"no Docker engine answers `docker info` (start one: {START_ENGINE.relative_to(ROOT)})")
     if not IS_ROOT:
         unavailable("debootstrap and the empty-root run need root")
     run([str(ROOT / "docker" / "make-builder-base"), BASE], timeout=900)
@@ -74,9 +75,10 @@ def test_serves_alwaysok_in_empty_root(built):
     # a root holding only the binary, /tmp 1777 and /proc; new mount and pid namespaces;
     # uid 65534; a free loopback port.
     binary, _ = built
-    with build.empty_root_server(str(binary)) as server:
-        assert server.get("/alwaysok") == (200, '{ "status": "OK" }')
-        assert f"Initializing tinyapi v{tinyapi.__version__}" in server.log()
+    with empty_root_server(binary) as server:
+        answer = server.get("/alwaysok")
+        assert (answer.status, answer.text) == (200, '{ "status": "OK" }')
+        assert f"Initializing tinyapi v{tinyapi.__version__}" in server.log
 
 
 def test_sbom_describes_the_container_build(built):

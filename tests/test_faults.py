@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import poll, request
+from harness.http import poll, request
 from tinyapi.config import ServerConfig
 
 RUNS = 20

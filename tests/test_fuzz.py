@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import TinyapiProcess, free_port, server_env, source_command
+from harness.http import free_port
+from harness.serve import Process, server_env, source_command
 
 LEAKS = (b"Traceback", b"gunicorn/", b"Python/", b"Werkzeug/")
 STATUS_LINE = re.compile(rb"HTTP/1\.\d (\d{3}) [^\r\n]*\r\n")
@@ -26,7 +27,8 @@ def server(tmp_path_factory):
     env = server_env(port, TINYAPI_CHAOS_ENABLED="false",
                      TINYAPI_HEALTHCHECK_HC1_URL=f"http://127.0.0.1:{free_port()}/",
                      TINYAPI_HEALTHCHECK_HC2_URL=f"http://127.0.0.1:{free_port()}/")
-    process = TinyapiProcess(source_command(), tmp_path_factory.mktemp("fuzz"), env, port)
+    workdir = tmp_path_factory.mktemp("fuzz")
+    process = Process(source_command(), env, port, workdir / "tinyapi.log", cwd=workdir)
     yield process.wait_ready()
     process.stop()
 

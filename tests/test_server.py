@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import clean_env, poll, server_env, source_command
+from harness.http import poll
+from harness.serve import clean_env, server_env, source_command
 
 
 def test_every_endpoint_over_http(start_server):

@@ -3,7 +3,7 @@ cost the others nothing, and the server cuts them off."""
 import socket
 import time
 
-from conftest import request
+from harness.http import request
 from tinyapi.config import ServerConfig
 
 HEADER_TIMEOUT = 3  # seconds: the test's, to keep it short; the default is 10

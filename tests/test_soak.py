@@ -1,11 +1,6 @@
 """A short `make soak` (bench/soak.py) against the real container: wrk past saturation, then
 zero socket errors, zero non-2xx answers, the container still up, memory flat after warm-up."""
-import sys
-
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "bench"))
-import soak  # noqa: E402  (bench/ is no package)
+from bench import soak
 
 
 def test_short_soak_at_saturation(image):

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SBOM = REPO / "dist" / "tinyapi.cdx.json"
+import tinyapi
+from harness.paths import ROOT as REPO
+from harness.paths import SBOM
 SHARED_OBJECT = re.compile(r"\.so(\.\d+)*$")
 
 
@@ -51,7 +52,7 @@ def test_sbom_describes_the_binary(sbom, binary):
     import hashlib
     assert (sbom["bomFormat"], sbom["specVersion"]) == ("CycloneDX", "1.5")
     subject = sbom["metadata"]["component"]
-    assert subject["name"] == "tinyapi" and subject["version"] == "0.1.0"
+    assert subject["name"] == "tinyapi" and subject["version"] == tinyapi.__version__
     digest = hashlib.sha256((REPO / "dist" / "tinyapi").read_bytes()).hexdigest()
     assert subject["hashes"] == [{"alg": "SHA-256", "content": digest}]
     assert all(c["purl"] and "version" in c for c in sbom["components"])

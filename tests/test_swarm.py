@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import conftest
+import harness.docker
 
 REPO = Path(__file__).resolve().parent.parent
 STACK_FILE = REPO / "deploy" / "swarm" / "stack.yml"
@@ -97,7 +97,7 @@ def test_stack_resources_are_sized_from_the_measurements(service):
 # --- Docker ------------------------------------------------------------------------------------
 
 # Swarm's state is read as it is, failures included: nothing here raises on a non-zero exit.
-docker = functools.partial(conftest.docker, check=False)
+docker = functools.partial(harness.docker.docker, check=False)
 
 
 def free_port() -> int:

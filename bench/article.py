@@ -1,0 +1,14 @@
+"""The article's table of base images, and the Go original's image: what tinyapi's size is
+shown beside (the chart, `make inspect`)."""
+
+# The article's table ("Building Tiny Secure Docker Containers", linuxctl.com, base images on
+# Docker Hub as of its writing), in bytes as `docker images` counts them (10^6), and the Go
+# original's image as the brief gives it.
+ARTICLE_URL = "https://linuxctl.com/p/building-tiny-secure-docker-containers/"
+ARTICLE_IMAGES = [
+    ("CentOS 7", 70e6), ("CentOS 6", 69e6), ("Debian 9", 42e6), ("Debian 8", 51e6),
+    ("Debian 7", 36e6), ("Ubuntu 16.10", 41e6), ("Ubuntu 16.04", 50e6), ("Ubuntu 14.04", 66e6),
+    ("OpenSuse 42.2", 48e6), ("OpenSuse 42.1", 38e6), ("Alpine 3.5", 2e6), ("Alpine 3.4", 2e6),
+    ("busybox 1.26-musl", 723e3),
+]
+GO_ORIGINAL = ("go-tinyapi (the original, FROM scratch)", 9.58e6)

@@ -1,0 +1,73 @@
+"""The build section: clean and no-change `make binary` in a copy of the sources."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import statistics
+import tempfile
+import time
+
+from bench.lib import BINARY, REPO, BenchError, run, say, stats
+from harness.epoch import source_date_epoch
+
+
+BUILD_INPUTS = ["Makefile", "pyproject.toml", "requirements.lock", "build/build.py",
+                "build/source-date-epoch", "build/tinyapi.spec"]
+
+
+def sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def bench_build(results: dict, runs: int, clean_runs: int) -> None:
+    """`make binary` in a copy of the build's inputs (the sources, spec, build.py, Makefile,
+    lock): clean (no build/work, no dist) and with nothing changed, interleaved. The copy
+    keeps the files' mtimes, so make takes the venv as up to date, and gets the repository's
+    SOURCE_DATE_EPOCH, so its binary must be byte-identical to dist/tinyapi."""
+    say(f"build: clean `make binary` x{clean_runs}, no-change x{runs}, in a copy of the sources")
+    venv = os.path.join(REPO, ".venv")
+    env = dict(os.environ, SOURCE_DATE_EPOCH=source_date_epoch())
+    with tempfile.TemporaryDirectory(prefix="tinyapi-bench-build-") as copy:
+        files = BUILD_INPUTS + [os.path.join("tinyapi", f) for f in
+                                sorted(os.listdir(os.path.join(REPO, "tinyapi"))) if f.endswith(".py")]
+        for rel in files:
+            os.makedirs(os.path.dirname(os.path.join(copy, rel)) or copy, exist_ok=True)
+            shutil.copy2(os.path.join(REPO, rel), os.path.join(copy, rel))
+        # -o: never remake the venv from here (it is the repository's own).
+        make = ["make", "-C", copy, "--no-print-directory", "-o", f"{venv}/.installed",
+                "binary", f"VENV={venv}"]
+        digests = []
+
+        def clean():
+            shutil.rmtree(os.path.join(copy, "build", "work"), ignore_errors=True)
+            shutil.rmtree(os.path.join(copy, "dist"), ignore_errors=True)
+            t = time.monotonic()
+            run(make, env=env, timeout=900)
+            took = time.monotonic() - t
+            digests.append(sha256(os.path.join(copy, "dist", "tinyapi")))
+            return took
+
+        def nochange():
+            t = time.monotonic()
+            out = run(make, env=env, timeout=900).stdout
+            took = time.monotonic() - t
+            if "is up to date" not in out:
+                raise BenchError(f"a second `make binary` rebuilt:\n{out[-1500:]}")
+            return took
+
+        cleans, nochanges = [], []
+        for i in range(max(runs, clean_runs)):
+            if i < clean_runs:
+                cleans.append(clean())
+            if i < runs:
+                nochanges.append(nochange())
+    dist = sha256(BINARY)
+    results["build"] = {
+        "clean_s": stats(cleans), "nochange_s": stats(nochanges),
+        "sha256": sorted(set(digests)), "dist_sha256": dist,
+        "reproducible": set(digests) == {dist},
+    }
+    say(f"  clean {statistics.median(cleans):.1f} s, no-change {statistics.median(nochanges):.2f} s, "
+        f"reproducible: {results['build']['reproducible']}")

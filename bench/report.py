@@ -1,0 +1,119 @@
+"""bench/results/latest.md: the results as Markdown."""
+from __future__ import annotations
+
+from bench.targets import fmt_value
+
+
+def ms(s: dict, scale=1000.0, digits=0) -> str:
+    return (f"{s['median'] * scale:,.{digits}f} ({s['min'] * scale:,.{digits}f} - "
+            f"{s['max'] * scale:,.{digits}f})")
+
+
+def to_markdown(r: dict) -> str:
+    lines = [f"# tinyapi benchmark: {r['when']}", "",
+             f"Commit `{r['commit']}`{' + uncommitted changes' if r['dirty'] else ''}, "
+             f"{r['machine']['cpus']} CPUs, Linux {r['machine']['kernel']}, "
+             f"Docker {r['machine']['docker']}; 1-minute load average when it began: "
+             f"{r['machine']['loadavg_before']:.1f}. `make bench` ({'quick' if r['settings']['quick'] else 'full'} run): "
+             f"each timing is the median of {r['settings']['runs']} runs, (min - max) beside it; "
+             "compared commands ran interleaved. How each number is taken: [bench/README.md](../README.md).",
+             ""]
+    if r["targets"]:
+        lines += ["## Targets", "", "| target | limit | measured | met |", "|---|---|---|---|"]
+        for t in r["targets"]:
+            limit = ("<= " if t["kind"] == "max" else ">= ") + fmt_value(t["limit"], t["unit"])
+            lines.append(f"| {t['target']} | {limit} | {fmt_value(t['measured'], t['unit'])} | "
+                         f"{'yes' if t['met'] else '**no**'} |")
+        lines.append("")
+    if "sizes" in r:
+        s = r["sizes"]
+        lines += ["## Sizes", "",
+                  f"- image `{s['image']}`: **{s['image_bytes']:,} bytes** ({s['image_bytes'] / 1e6:.2f} MB)",
+                  f"- binary `dist/tinyapi`: **{s['binary_bytes']:,} bytes**: staticx bootloader "
+                  f"{s['staticx_bootloader_bytes']:,} + xz archive {s['staticx_archive_xz_bytes']:,} "
+                  f"(unpacked at each start: {s['staticx_archive_raw_bytes']:,} bytes)", "",
+                  "Files of the image:", "", "| file | bytes |", "|---|---:|"]
+        lines += [f"| `{f['path']}` | {f['bytes']:,} |" for f in s["image_files"]]
+        lines += ["", "Inside the binary, by part: *stored* is the bytes unpacked at start-up, "
+                  "*xz* each part compressed alone as staticx compresses its archive (what it costs "
+                  "in the binary, roughly; the parts of one stream share a little).", "",
+                  "| part | stored | xz | share of xz |", "|---|---:|---:|---:|"]
+        xz_total = sum(c["xz"] for c in s["categories"].values())
+        for cat, c in sorted(s["categories"].items(), key=lambda kv: -kv[1]["xz"]):
+            lines.append(f"| **{cat}** | **{c['raw']:,}** | **{c['xz']:,}** | **{c['xz'] / xz_total:.0%}** |")
+            for p in sorted((p for p in s["parts"] if p["category"] == cat), key=lambda p: -p["xz"]):
+                lines.append(f"| &nbsp;&nbsp;{p['item']} | {p['raw']:,} | {p['xz']:,} | "
+                             f"{p['xz'] / xz_total:.1%} |")
+        lines += [f"| total | {sum(c['raw'] for c in s['categories'].values()):,} | {xz_total:,} | |",
+                  "", "![image sizes](image-sizes.png)", ""]
+    if "startup_host" in r or "startup_docker" in r:
+        lines += ["## Start-up (ms, to the first 200)", "", "| what | median (min - max) |", "|---|---:|"]
+        decode = r.get("startup_host", {}).get("decode", {})
+        if "startup_host" in r:
+            h = r["startup_host"]
+            lines += [f"| `dist/tinyapi` on the host | {ms(h['frozen_s'])} |",
+                      f"| `.venv/bin/python -m tinyapi` on the host | {ms(h['source_s'])} |",
+                      f"| ratio frozen / source | {h['ratio']:.2f}x |"]
+            if "xz" in decode:
+                lines.append(f"| decoding staticx's xz archive alone, `xz -dc` ({decode['xz']['archive_bytes']:,} B) "
+                             f"| {ms(decode['xz']['s'])} |")
+            if "zstd" in decode:
+                lines.append(f"| the same archive as `zstd -19 --long=24` ({decode['zstd']['archive_bytes']:,} B), "
+                             f"`zstd -dc` | {ms(decode['zstd']['s'])} |")
+        if "startup_docker" in r:
+            d = r["startup_docker"]
+            lines += [f"| `docker run -d` {d['image']} | {ms(d['tinyapi_s'])} |",
+                      f"| `docker run -d` busybox httpd FROM scratch ({d['busybox_image_bytes']:,} B image) | {ms(d['busybox_s'])} |",
+                      f"| ratio tinyapi / busybox | {d['ratio']:.2f}x |",
+                      f"| `docker stop` of tinyapi | {ms(r['docker_stop_s'])} |"]
+        lines.append("")
+        if "xz" in decode:
+            source_ms = r["startup_host"]["source_s"]["median"] * 1000
+            xz_ms = decode["xz"]["s"]["median"] * 1000
+            lines += [f"The 1.5x target leaves {0.5 * source_ms:.0f} ms (half the source's start-up) for "
+                      f"everything the frozen binary adds; decoding staticx's xz archive alone takes "
+                      f"{xz_ms:.0f} ms, {xz_ms / source_ms:.1f}x the source's whole start-up."
+                      + (f" Recompressed with zstd, the same archive is "
+                         f"{(decode['zstd']['archive_bytes'] - decode['xz']['archive_bytes']) / 1e6:+.2f} MB "
+                         f"and decodes in {decode['zstd']['s']['median'] * 1000:.0f} ms, but staticx "
+                         "decodes only xz." if "zstd" in decode else ""), ""]
+    if "memory" in r:
+        m = r["memory"]
+        lines += ["## Memory of the container (MB, summed over its processes)", "",
+                  "| when | Pss | Pss anon | Pss file | Rss | processes |", "|---|---:|---:|---:|---:|---:|"]
+        for label, key in (("idle (after start-up)", "idle"), ("after 10,000 requests", "after_10k"),
+                           (f"after {m['requests']:,} requests", "after_100k")):
+            x = m[key]
+            lines.append(f"| {label} | {x['pss_mb']:.1f} | {x['pss_anon_mb']:.1f} | {x['pss_file_mb']:.1f} | "
+                         f"{x['rss_mb']:.1f} | {len(x['processes'])} |")
+        lines += ["", f"Growth: {m['growth_pct']:+.1f} % from idle, {m['growth_after_warmup_pct']:+.1f} % "
+                  "after the first 10,000 requests.", "",
+                  "Pss per process, idle: " + ", ".join(f"{p['role']} {p['Pss'] / 1024:.1f}"
+                                                        for p in m["idle"]["processes"])
+                  + " MB; after the requests: " + ", ".join(f"{p['role']} {p['Pss'] / 1024:.1f}"
+                                                           for p in m["after_100k"]["processes"])
+                  + " MB.", ""]
+    if "throughput" in r:
+        t = r["throughput"]
+        lines += ["## Throughput (wrk -t2 -c32 --latency)", "",
+                  "| where | path | seconds | req/s | p50 ms | p99 ms | errors (all runs) |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        rows = [("container, published port", p, x) for p, x in t.get("docker", {}).items()]
+        rows += [(f"host, {name}", "/alwaysok", t["host"][name]) for name in ("frozen", "source")
+                 if "host" in t]
+        for where, path, x in rows:
+            errors = sum(run_["errors"] for run_ in x["runs"])
+            lines.append(f"| {where} | `{path}` | {x['seconds']:g} | {ms(x['rps'], 1, 0)} | "
+                         f"{ms(x['p50_ms'], 1, 2)} | {ms(x['p99_ms'], 1, 2)} | {errors} |")
+        if "host" in t:
+            lines += ["", f"Frozen vs source on the host: {t['host']['frozen_vs_source_pct']:+.1f} % "
+                      "(positive: the frozen binary is slower)."]
+        lines.append("")
+    if "build" in r:
+        b = r["build"]
+        lines += ["## Build (`make binary`, s)", "", "| what | median (min - max) |", "|---|---:|",
+                  f"| clean (no build/work, no dist), {len(b['clean_s']['runs'])} runs | {ms(b['clean_s'], 1, 1)} |",
+                  f"| nothing changed, {len(b['nochange_s']['runs'])} runs | {ms(b['nochange_s'], 1, 2)} |",
+                  "", f"Reproducible: {'yes' if b['reproducible'] else '**no**'}: the clean builds gave "
+                  f"{', '.join('`' + d[:16] + '`' for d in b['sha256'])}; dist/tinyapi is `{b['dist_sha256'][:16]}`.", ""]
+    return "\n".join(lines)

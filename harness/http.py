@@ -1,0 +1,54 @@
+"""Loopback HTTP without a library: a free port, one request, and polling for a condition."""
+from __future__ import annotations
+
+import http.client
+import socket
+import time
+from dataclasses import dataclass
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on (the kernel's pick)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Answer:
+    status: int
+    reason: str
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
+
+
+def request(port: int, path: str, method: str = "GET", timeout: float = 10,
+            host: str = "127.0.0.1") -> Answer:
+    """One HTTP request to host:port; raises OSError/HTTPException if there is no answer."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path)
+        resp = conn.getresponse()
+        return Answer(resp.status, resp.reason, resp.headers, resp.read())
+    finally:
+        conn.close()
+
+
+def poll(condition, timeout: float, interval: float = 0.05, what: str = "condition"):
+    """Call condition() until it returns something truthy (a connection error counts as
+    not yet); raise AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = condition()
+        except (OSError, http.client.HTTPException):
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
