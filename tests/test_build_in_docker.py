@@ -57,6 +57,9 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.docker
+@pytest.mark.root
+@pytest.mark.slow
 def test_copies_out_the_binary(built):
     binary, output = built
     assert binary.stat().st_mode & 0o777 == 0o755
@@ -64,12 +67,18 @@ def test_copies_out_the_binary(built):
     assert "dist/tinyapi.inputs" not in output  # another OUTPUT: no stamp for dist/tinyapi
 
 
+@pytest.mark.docker
+@pytest.mark.root
+@pytest.mark.slow
 def test_is_static(built):
     binary, _ = built
     ldd = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
     assert "not a dynamic executable" in ldd.stdout + ldd.stderr
 
 
+@pytest.mark.docker
+@pytest.mark.root
+@pytest.mark.slow
 def test_serves_alwaysok_in_empty_root(built):
     # As build.py's verify stage (which no `docker build` step may run) and tests/test_binary.py:
     # a root holding only the binary, /tmp 1777 and /proc; new mount and pid namespaces;
@@ -81,6 +90,9 @@ def test_serves_alwaysok_in_empty_root(built):
         assert f"Initializing tinyapi v{tinyapi.__version__}" in server.log
 
 
+@pytest.mark.docker
+@pytest.mark.root
+@pytest.mark.slow
 def test_sbom_describes_the_container_build(built):
     # Made in the container, from its build/work and its package database: the libpython
     # inside is the base image's Debian package, whatever this machine has installed.
