@@ -1,8 +1,8 @@
-"""The static binary built inside a container: `make binary-in-docker` (docker/build-in-docker
+"""The static binary built inside a container: `make binary-in-docker` (build/build-in-docker
 with build/builder.Dockerfile), the way to build where only Docker is installed.
 
 The builder's default base, python:3.11-slim-bookworm, would have to be pulled; these tests
-make their own instead: docker/make-builder-base debootstraps a minimal Debian bookworm (Python
+make their own instead: build/make-builder-base debootstraps a minimal Debian bookworm (Python
 3.11, its venv and libpython, binutils, make) and `docker import`s it as
 tinyapi-builder-base:bookworm, once per machine (about a minute; kept for the next runs). The
 binary goes to a temporary directory, never to dist/tinyapi, which the other tests use.
@@ -46,9 +46,9 @@ def built(tmp_path_factory) -> tuple[Path, str]:
         unavailable(f"no Docker engine answers `docker info` (start one: {START_ENGINE.relative_to(ROOT)})")
     if not IS_ROOT:
         unavailable("debootstrap and the empty-root run need root")
-    run([str(ROOT / "docker" / "make-builder-base"), BASE], timeout=900)
+    run([str(ROOT / "build" / "make-builder-base"), BASE], timeout=900)
     out = tmp_path_factory.mktemp("in-docker") / "tinyapi"
-    proc = run([str(ROOT / "docker" / "build-in-docker"), str(out)], timeout=1500,
+    proc = run([str(ROOT / "build" / "build-in-docker"), str(out)], timeout=1500,
                BUILDER_BASE=BASE, BUILDER_TAG=BUILDER_TAG)
     return out, proc.stdout + proc.stderr
 
@@ -112,7 +112,7 @@ def test_says_so_without_docker(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "dirname").symlink_to(shutil.which("dirname"))
-    proc = subprocess.run([shutil.which("bash"), str(ROOT / "docker" / "build-in-docker"),
+    proc = subprocess.run([shutil.which("bash"), str(ROOT / "build" / "build-in-docker"),
                            str(tmp_path / "x")],
                           env={"PATH": str(bin_dir)}, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1
