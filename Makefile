@@ -43,7 +43,7 @@ binary: venv ## build dist/tinyapi, the static executable (a no-op when nothing 
 
 binary-in-docker: ## build dist/tinyapi (+ its SBOM) inside a container: only Docker needed (BUILDER_BASE=...)
 	@$(MAKE) --no-print-directory venv || echo "binary-in-docker: no host venv: fine, but then make binary/image will not take the binary as up to date"
-	PYTHON=$(PY) docker/build-in-docker
+	PYTHON=$(PY) build/build-in-docker
 
 sbom: binary ## write dist/tinyapi.cdx.json, the CycloneDX SBOM of what is inside the binary
 	$(PY) build/sbom.py
@@ -65,7 +65,7 @@ inspect: image ## print every file of the image, its user, entrypoint, bundled l
 	@$(PY) docker/inspect-image $(IMAGE_NAME):latest
 
 verify-reproducible: ## build HEAD twice in new clones and venvs; the binary and image layers must match
-	build/verify-reproducible
+	docker/verify-reproducible
 
 # --- the benchmarks: bench/ -----------------------------------------------------------------------
 bench: venv ## measure size, start-up, memory, throughput, build time (~6 min) -> bench/results/latest.md

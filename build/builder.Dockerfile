@@ -3,7 +3,7 @@
 # bookworm with Python 3.11. For machines that are not Linux/x86_64 with the
 # build tools (macOS, Windows), or just to build without installing anything.
 #
-# Run it through docker/build-in-docker (`make binary-in-docker`): that script
+# Run it through build/build-in-docker (`make binary-in-docker`): that script
 # stages the context (the sources only), builds this image, and copies
 # /src/dist/tinyapi out with `docker create` + `docker cp`, which the classic
 # builder and BuildKit both support.
@@ -11,19 +11,19 @@
 # Build arguments:
 #   BUILDER_BASE      Debian bookworm with python3.11 + venv + libpython3.11.so
 #                     (default: the official python image; the tests import
-#                     their own with docker/make-builder-base, no pulling)
+#                     their own with build/make-builder-base, no pulling)
 #   PYTHON            the interpreter that makes the venv (python3 from PATH:
 #                     /usr/local/bin/python3 in the official image,
 #                     /usr/bin/python3 in Debian's)
 #   SOURCE_DATE_EPOCH the timestamp build.py stamps into the binary (there is no
-#                     git here to read it from: docker/build-in-docker passes the
+#                     git here to read it from: build/build-in-docker passes the
 #                     last commit's time); unset, build/source-date-epoch gives 0:
 #                     the times in staticx's archive are clamped to 0 and the
 #                     SBOM's timestamp is 1970
 #
 # Not run here: build.py's verify stage (ldd, then the binary in an empty root
 # via unshare + chroot + a fresh /proc), which needs privileges a `docker build`
-# step does not have. docker/build-in-docker verifies the copied-out binary on
+# step does not have. build/build-in-docker verifies the copied-out binary on
 # the host instead (as root on Linux); this file checks what it can: ldd, and
 # that the binary starts (`tinyapi --version`).
 #
@@ -38,7 +38,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 
 # binutils (strip, objcopy, objdump: the spec and staticx) and make: installed
 # only when the base lacks them (the official python image lacks both; the
-# Debian root that docker/make-builder-base imports has them).
+# Debian root that build/make-builder-base imports has them).
 RUN set -eu; \
     need=""; \
     for tool in strip:binutils objcopy:binutils objdump:binutils make:make ldd:libc-bin; do \
@@ -54,7 +54,7 @@ RUN set -eu; \
 WORKDIR /src
 
 # Only pip's CA bundle, when the machine needs one to reach PyPI (a proxy that
-# inspects TLS): docker/build-in-docker stages the host's $PIP_CERT here, else
+# inspects TLS): build/build-in-docker stages the host's $PIP_CERT here, else
 # the directory is empty.
 COPY pip-ca/ /etc/tinyapi-builder/pip-ca/
 RUN if [ -s /etc/tinyapi-builder/pip-ca/ca.pem ]; then \

@@ -46,5 +46,6 @@ def empty_root_server(binary: str | Path, args=(), env: dict[str, str] | None = 
         # The log lives outside the root: the service must not see it.
         with tempfile.TemporaryDirectory(prefix="tinyapi-log-") as log_dir, \
                 served(cmd, child_env, int(child_env["TINYAPI_SERVER_BIND_PORT"]),
-                       os.path.join(log_dir, "tinyapi.log"), ready_path=ready_path) as server:
+                       os.path.join(log_dir, "tinyapi.log"), ready_path=ready_path,
+                       term_group=True) as server:  # unshare passes no signal on
             yield server

@@ -64,17 +64,19 @@ def wait_for_200(port: int, path: str = "/alwaysok", *, alive=None, timeout: flo
         time.sleep(interval)
 
 
-def stop_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    """SIGTERM to proc's process group, SIGKILL after `grace` seconds. SIGTERM first: the
-    frozen binary removes what it unpacked into /tmp (40 MB) only when it is let to exit."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+def stop_group(proc: subprocess.Popen, grace: float = 5.0, term_group: bool = False) -> None:
+    """SIGTERM, then SIGKILL to proc's process group: whatever is left after `grace` seconds.
+    SIGTERM to proc alone by default: the bootloaders pass it on and gunicorn's master stops its
+    workers (a SIGTERM to every process at once keeps the master waiting for its graceful
+    timeout), and the frozen binary removes what it unpacked into /tmp only when let to exit.
+    term_group: SIGTERM to the whole group, for a leader that passes no signal on (unshare)."""
+    if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
+            os.killpg(proc.pid, signal.SIGTERM) if term_group else proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # and any worker left behind
     proc.wait()
 
 
@@ -82,9 +84,12 @@ class Process:
     """A tinyapi (or anything serving HTTP) in its own session, its output in log_path."""
 
     def __init__(self, command: list[str], env: dict[str, str], port: int,
-                 log_path: Path | str | None, cwd: Path | str | None = None):
-        """log_path None: the output is discarded (the benchmarks time start-up so)."""
+                 log_path: Path | str | None, cwd: Path | str | None = None,
+                 term_group: bool = False):
+        """log_path None: the output is discarded (the benchmarks time start-up so).
+        term_group: stop() sends SIGTERM to the whole group (see stop_group)."""
         self.port = port
+        self.term_group = term_group
         self.log_path = Path(log_path) if log_path else None
         with open(self.log_path or os.devnull, "wb") as log:
             self.proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
@@ -115,7 +120,7 @@ class Process:
         return self.proc.wait(timeout)
 
     def stop(self, grace: float = 5.0) -> None:
-        stop_group(self.proc, grace)
+        stop_group(self.proc, grace, self.term_group)
 
     def group_alive(self) -> bool:
         """Whether any process of the server's process group is left (workers included)."""
@@ -127,12 +132,12 @@ class Process:
 
 
 @contextlib.contextmanager
-def served(command: list[str], env: dict[str, str], port: int, log_path: Path | str,
+def served(command: list[str], env: dict[str, str], port: int, log_path: Path | str | None,
            cwd: Path | str | None = None, ready_path: str | None = "/alwaysok",
-           timeout: float = 30):
+           timeout: float = 30, term_group: bool = False):
     """Start command, wait for the first 200 on ready_path (None: do not wait), yield the
     Process; stop it and its group at the end, whatever happened."""
-    server = Process(command, env, port, log_path, cwd)
+    server = Process(command, env, port, log_path, cwd, term_group)
     try:
         if ready_path:
             server.wait_ready(ready_path, timeout)

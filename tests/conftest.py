@@ -22,6 +22,20 @@ from harness.serve import Process, server_env, source_command
 from harness.testing import IS_ROOT, unavailable
 
 
+# A fixture that needs something make test-quick leaves out, and the marker that says so.
+NEEDS = {"image": "docker", "binary": "slow"}
+
+
+def pytest_collection_modifyitems(items):
+    """A test that uses the image or the binary (even through another fixture) must say so
+    with its marker: else `make test-quick` would build them."""
+    for item in items:
+        for fixture, marker in NEEDS.items():
+            if fixture in item.fixturenames and item.get_closest_marker(marker) is None:
+                raise pytest.UsageError(f"{item.nodeid} uses the {fixture} fixture: "
+                                        f"mark it @pytest.mark.{marker}")
+
+
 @pytest.fixture(scope="session")
 def binary() -> Path:
     """dist/tinyapi, built (or found up to date) by build/build.py with this interpreter."""

@@ -44,16 +44,19 @@ def no_chaos_config(path: Path) -> Path:
 
 # --- the file itself ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_is_static(binary):
     ldd = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
     assert "not a dynamic executable" in ldd.stdout + ldd.stderr
 
 
+@pytest.mark.slow
 def test_others_may_execute_it(binary):
     # staticx writes 0700; the image runs it as a non-root user.
     assert binary.stat().st_mode & 0o777 == 0o755
 
 
+@pytest.mark.slow
 def test_version(binary):
     proc = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -62,6 +65,8 @@ def test_version(binary):
 
 # --- in an empty root, as in a FROM scratch image ----------------------------------------------
 
+@pytest.mark.root
+@pytest.mark.slow
 def test_serves_alwaysok_in_empty_root(empty_root):
     with empty_root() as server:
         answer = server.get("/alwaysok")
@@ -69,6 +74,8 @@ def test_serves_alwaysok_in_empty_root(empty_root):
         assert "No config file loaded" in server.log
 
 
+@pytest.mark.root
+@pytest.mark.slow
 def test_sync_worker_in_empty_root(empty_root):
     # gunicorn imports "sync" by name: only the spec's hidden import puts it in the binary.
     # (With threads > 1 gunicorn quietly runs gthread instead.)
@@ -78,12 +85,16 @@ def test_sync_worker_in_empty_root(empty_root):
         assert "Using worker: sync" in server.log
 
 
+@pytest.mark.root
+@pytest.mark.slow
 def test_version_in_empty_root(empty_root):
     with empty_root(args=["--version"], ready_path=None) as server:
         assert server.proc.wait(timeout=30) == 0, server.log
         assert tinyapi.__version__ in server.log
 
 
+@pytest.mark.root
+@pytest.mark.slow
 def test_config_from_cfg_path_in_empty_root(empty_root):
     # The image's way: TINYAPI_CFG_PATH names a directory holding config.yml.
     files = {"/etc/tinyapi/config.yml": "chaos:\n  enabled: false\n"}
@@ -93,6 +104,8 @@ def test_config_from_cfg_path_in_empty_root(empty_root):
         assert "Loaded config file: /etc/tinyapi/config.yml" in server.log
 
 
+@pytest.mark.root
+@pytest.mark.slow
 def test_frozen_ca_bundle_is_used_in_empty_root(empty_root, untrusted_https_target):
     # certifi.where() must name a file inside the binary: an untrusted certificate is
     # then refused by verification, not by a missing CA file.
@@ -106,6 +119,8 @@ def test_frozen_ca_bundle_is_used_in_empty_root(empty_root, untrusted_https_targ
         assert "CERTIFICATE_VERIFY_FAILED" in result["verbose"], result
 
 
+@pytest.mark.root
+@pytest.mark.slow
 def test_https_with_configured_ca_in_empty_root(empty_root, test_ca, https_target):
     files = {"/etc/test-ca.pem": test_ca.cert_pem.bytes().decode()}
     env = {"TINYAPI_HEALTHCHECK_CA_FILE": "/etc/test-ca.pem",
@@ -120,6 +135,7 @@ def test_https_with_configured_ca_in_empty_root(empty_root, test_ca, https_targe
 
 # --- on the host, with a config file -----------------------------------------------------------
 
+@pytest.mark.slow
 def test_config_flag(binary, start_server, tmp_path):
     config = no_chaos_config(tmp_path / "conf" / "tinyapi.yml")
     server = start_server("--config", str(config), command=binary_command(binary))
@@ -128,6 +144,7 @@ def test_config_flag(binary, start_server, tmp_path):
     assert f"Loaded config file: {config}" in server.log
 
 
+@pytest.mark.slow
 def test_config_from_cfg_path(binary, start_server, tmp_path):
     config = no_chaos_config(tmp_path / "cfg" / "config.yml")
     server = start_server(command=binary_command(binary), TINYAPI_CFG_PATH=str(config.parent))
@@ -138,6 +155,8 @@ def test_config_from_cfg_path(binary, start_server, tmp_path):
 DEBIAN_PYTHON = "/usr/bin/python3"
 
 
+@pytest.mark.root
+@pytest.mark.slow
 def test_builds_from_debians_python_too(tmp_path):
     """The kit works from Debian's /usr/bin/python3 as well as from the default python3 (pyenv,
     whose RUNPATHs the spec clears): a clone of HEAD, its own venv, the whole build with its

@@ -1,8 +1,8 @@
-"""The static binary built inside a container: `make binary-in-docker` (docker/build-in-docker
+"""The static binary built inside a container: `make binary-in-docker` (build/build-in-docker
 with build/builder.Dockerfile), the way to build where only Docker is installed.
 
 The builder's default base, python:3.11-slim-bookworm, would have to be pulled; these tests
-make their own instead: docker/make-builder-base debootstraps a minimal Debian bookworm (Python
+make their own instead: build/make-builder-base debootstraps a minimal Debian bookworm (Python
 3.11, its venv and libpython, binutils, make) and `docker import`s it as
 tinyapi-builder-base:bookworm, once per machine (about a minute; kept for the next runs). The
 binary goes to a temporary directory, never to dist/tinyapi, which the other tests use.
@@ -46,9 +46,9 @@ def built(tmp_path_factory) -> tuple[Path, str]:
         unavailable(f"no Docker engine answers `docker info` (start one: {START_ENGINE.relative_to(ROOT)})")
     if not IS_ROOT:
         unavailable("debootstrap and the empty-root run need root")
-    run([str(ROOT / "docker" / "make-builder-base"), BASE], timeout=900)
+    run([str(ROOT / "build" / "make-builder-base"), BASE], timeout=900)
     out = tmp_path_factory.mktemp("in-docker") / "tinyapi"
-    proc = run([str(ROOT / "docker" / "build-in-docker"), str(out)], timeout=1500,
+    proc = run([str(ROOT / "build" / "build-in-docker"), str(out)], timeout=1500,
                BUILDER_BASE=BASE, BUILDER_TAG=BUILDER_TAG)
     return out, proc.stdout + proc.stderr
 
@@ -57,6 +57,9 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.docker
+@pytest.mark.root
+@pytest.mark.slow
 def test_copies_out_the_binary(built):
     binary, output = built
     assert binary.stat().st_mode & 0o777 == 0o755
@@ -64,12 +67,18 @@ def test_copies_out_the_binary(built):
     assert "dist/tinyapi.inputs" not in output  # another OUTPUT: no stamp for dist/tinyapi
 
 
+@pytest.mark.docker
+@pytest.mark.root
+@pytest.mark.slow
 def test_is_static(built):
     binary, _ = built
     ldd = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
     assert "not a dynamic executable" in ldd.stdout + ldd.stderr
 
 
+@pytest.mark.docker
+@pytest.mark.root
+@pytest.mark.slow
 def test_serves_alwaysok_in_empty_root(built):
     # As build.py's verify stage (which no `docker build` step may run) and tests/test_binary.py:
     # a root holding only the binary, /tmp 1777 and /proc; new mount and pid namespaces;
@@ -81,6 +90,9 @@ def test_serves_alwaysok_in_empty_root(built):
         assert f"Initializing tinyapi v{tinyapi.__version__}" in server.log
 
 
+@pytest.mark.docker
+@pytest.mark.root
+@pytest.mark.slow
 def test_sbom_describes_the_container_build(built):
     # Made in the container, from its build/work and its package database: the libpython
     # inside is the base image's Debian package, whatever this machine has installed.
@@ -100,7 +112,7 @@ def test_says_so_without_docker(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "dirname").symlink_to(shutil.which("dirname"))
-    proc = subprocess.run([shutil.which("bash"), str(ROOT / "docker" / "build-in-docker"),
+    proc = subprocess.run([shutil.which("bash"), str(ROOT / "build" / "build-in-docker"),
                            str(tmp_path / "x")],
                           env={"PATH": str(bin_dir)}, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1

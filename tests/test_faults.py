@@ -154,6 +154,7 @@ def assert_crashed(server, message: str) -> None:
     poll(lambda: not server.group_alive(), 2, what="no process left")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", range(RUNS))
 def test_panic_under_load_exits_1_and_leaves_nothing(start_server, run):
     server = start_server()
@@ -166,6 +167,7 @@ def test_panic_under_load_exits_1_and_leaves_nothing(start_server, run):
         load.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", range(RUNS))
 def test_chaosmonkey_under_load_exits_1_and_leaves_nothing(start_server, run):
     server = start_server()
@@ -186,6 +188,7 @@ def in_event_loop(pid: int) -> bool:
     return Path(f"/proc/{pid}/wchan").read_text() == "do_epoll_wait"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", range(RUNS))
 def test_ctrl_c_under_load_exits_0_promptly(start_server, run):
     # SIGINT to the whole process group, as a terminal's Ctrl-C: a quick stop for every process.

@@ -119,8 +119,11 @@ def self_signed(tmp_path) -> ssl.SSLContext:
     return context
 
 
+# The trickled ones wait the checks' timeout out: slow.
 KINDS = ["endless body", "redirect to itself", "endless redirects", "1 MB header line",
-         "1000 headers", "trickled headers", "trickled headers over TLS",
+         "1000 headers",
+         pytest.param("trickled headers", marks=pytest.mark.slow),
+         pytest.param("trickled headers over TLS", marks=pytest.mark.slow),
          "self-signed certificate", "expired certificate", "certificate for another host"]
 
 

@@ -31,6 +31,8 @@ from harness.serve import NotServing, wait_for_200
 
 START_TIMEOUT = 30.0  # staticx + PyInstaller unpack to /tmp before Python starts
 
+pytestmark = pytest.mark.docker
+
 
 class Container:
     """A container started by the `start` fixture."""

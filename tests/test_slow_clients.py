@@ -3,6 +3,8 @@ cost the others nothing, and the server cuts them off."""
 import socket
 import time
 
+import pytest
+
 from harness.http import request
 from tinyapi.config import ServerConfig
 
@@ -56,6 +58,7 @@ def assert_others_served_quickly(port: int) -> None:
     assert r.status == 200 and time.monotonic() - started < 1.0
 
 
+@pytest.mark.slow  # waits a timeout out
 def test_slow_heads_starve_nobody_and_are_cut_off(start_server):
     server = start_server(TINYAPI_SERVER_HEADER_TIMEOUT=str(HEADER_TIMEOUT))
     # More slow connections than threads, of three kinds: silent; a head at a byte a second;
@@ -122,6 +125,7 @@ def test_clients_that_never_close_stall_nobody(start_server):
         sock.close()
 
 
+@pytest.mark.slow  # waits a timeout out
 def test_idle_keepalive_connection_is_closed_after_keepalive(start_server):
     server = start_server()
     with socket.create_connection(("127.0.0.1", server.port), timeout=DEFAULTS.keepalive + 5) as sock:

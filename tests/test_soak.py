@@ -1,6 +1,10 @@
 """A short `make soak` (bench/soak.py) against the real container: wrk past saturation, then
 zero socket errors, zero non-2xx answers, the container still up, memory flat after warm-up."""
+import pytest
+
 from bench import soak
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 def test_short_soak_at_saturation(image):

@@ -40,6 +40,7 @@ def shared_libraries_inside(binary_path: Path) -> set[str]:
     return found
 
 
+@pytest.mark.slow
 def test_sbom_names_every_shared_library_inside_the_binary(sbom):
     listed = {p["value"] for c in sbom["components"] for p in c.get("properties", [])
               if p["name"] == "tinyapi:file"}
@@ -48,6 +49,7 @@ def test_sbom_names_every_shared_library_inside_the_binary(sbom):
     assert inside <= listed, f"not in the SBOM: {sorted(inside - listed)}"
 
 
+@pytest.mark.slow
 def test_sbom_describes_the_binary(sbom, binary):
     import hashlib
     assert (sbom["bomFormat"], sbom["specVersion"]) == ("CycloneDX", "1.5")
@@ -59,6 +61,7 @@ def test_sbom_describes_the_binary(sbom, binary):
     assert not [c for c in sbom["components"] if c["name"] == "unknown"]
 
 
+@pytest.mark.slow
 def test_sbom_is_valid_cyclonedx_1_5(sbom):
     """Against the CycloneDX 1.5 JSON schema (strict: no keys the spec does not know), offline:
     cyclonedx-python-lib carries the schemas."""
@@ -68,6 +71,7 @@ def test_sbom_is_valid_cyclonedx_1_5(sbom):
     assert error is None, error
 
 
+@pytest.mark.slow
 def test_sbom_lists_python_distributions_with_version_and_license(sbom):
     from importlib.metadata import version
     pypi = {c["name"]: c for c in sbom["components"] if c["purl"].startswith("pkg:pypi/")}
@@ -78,6 +82,7 @@ def test_sbom_lists_python_distributions_with_version_and_license(sbom):
     assert not {"pytest", "hypothesis", "cryptography", "pip"} & set(pypi)
 
 
+@pytest.mark.slow
 def test_sbom_traces_native_libraries_to_their_packages(sbom):
     names = {c["name"] for c in sbom["components"]}
     assert {"libc6", "libssl3", "zlib1g"} <= names  # glibc, OpenSSL, zlib: from Debian packages
@@ -86,6 +91,7 @@ def test_sbom_traces_native_libraries_to_their_packages(sbom):
     assert libc["purl"].startswith("pkg:deb/debian/libc6@")
 
 
+@pytest.mark.docker
 def test_make_inspect_shows_the_image(image):
     done = subprocess.run(["make", "--no-print-directory", "inspect"], cwd=REPO,
                           capture_output=True, text=True, timeout=600)
@@ -97,6 +103,8 @@ def test_make_inspect_shows_the_image(image):
     assert "pkg:deb/debian/libc6" in out and "Alpine 3.5" in out
 
 
+@pytest.mark.docker
+@pytest.mark.slow
 def test_two_builds_of_one_commit_are_identical(image):
     """`make verify-reproducible`: two clones, two venvs, two directories; same sha256 and
     the same image layer digests."""

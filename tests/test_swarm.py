@@ -172,6 +172,8 @@ def finish(proc: subprocess.Popen, timeout: float = DEMO_TIMEOUT_S) -> tuple[int
     return proc.returncode, out
 
 
+@pytest.mark.docker
+@pytest.mark.slow
 def test_demo_swarm_replaces_the_task_after_panic_and_chaosmonkey(demo_run):
     began = time.monotonic()
     proc, out_json, stack = demo_run("--port", str(free_port()))
@@ -204,6 +206,8 @@ def test_demo_swarm_replaces_the_task_after_panic_and_chaosmonkey(demo_run):
     assert ("docker swarm leave --force" in out) == result["swarm_created"]
 
 
+@pytest.mark.docker
+@pytest.mark.slow
 def test_demo_cleans_up_when_interrupted(demo_run):
     """SIGTERM (a CI time-out, Ctrl-C) mid-demo: it stops, and still removes everything."""
     proc, out_json, stack = demo_run("--port", str(free_port()))
@@ -221,6 +225,8 @@ def test_demo_cleans_up_when_interrupted(demo_run):
     assert f"docker stack rm {stack}" in rest
 
 
+@pytest.mark.docker
+@pytest.mark.slow
 def test_demo_refuses_a_taken_port_and_touches_nothing(demo_run):
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))
