@@ -10,7 +10,7 @@ from typing import Callable
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from tinyapi import logger, panic, routes
+from tinyapi import handlers, logger, panic, routes
 from tinyapi.config import Config
 
 NOT_FOUND_BODY = "404 page not found\n"
@@ -21,7 +21,7 @@ def create_app(config: Config, exit_process: Callable[[str], None] = panic.exit_
     stand-in so that the Flask test client can call those routes without dying."""
     app = Flask("tinyapi")
     app.config["TINYAPI"] = config
-    app.config["TINYAPI_EXIT"] = exit_process
+    app.extensions[handlers.EXIT] = exit_process
 
     served = routes.enabled(config.chaos.enabled)
     paths = {route.path for route in served}
