@@ -147,8 +147,13 @@ class Server(BaseApplication):
         return app
 
     def run(self) -> None:
-        # BaseApplication.run() with our Arbiter.
-        Arbiter(self).run()
+        # BaseApplication.run() with our Arbiter, and its handling of what stops gunicorn
+        # starting (a RuntimeError: a logger, pidfile or parser it cannot set up), as one line
+        # and exit status 2 like the other start-up errors, not a traceback.
+        try:
+            Arbiter(self).run()
+        except RuntimeError as err:
+            raise StartupError(f"cannot start the server: {err}") from None
 
 
 def _warm_up(app) -> None:
