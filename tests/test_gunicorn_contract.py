@@ -167,6 +167,9 @@ PARSER_VERDICTS = {
     b"GET / HTTP/1.0\r\n\r\n": OK,
     b"GET / HTTP/1.1\r\n\r\n": "400 Bad Request: missing required Host header",
     b"GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\n": "400 Bad Request",
+    b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n": "400 Bad Request: malformed Host header",
+    b"GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n": OK,
+    b"GET / HTTP/1.1\r\nHost:\r\n\r\n": OK,  # empty, as net/http takes it
     b"GET / HTTP/2.0\r\nHost: x\r\n\r\n": "505 HTTP Version Not Supported: unsupported protocol version",
     b"GET / HTTP/0.9\r\nHost: x\r\n\r\n": "505 HTTP Version Not Supported: unsupported protocol version",
     b"GET / FOO/1.1\r\nHost: x\r\n\r\n": "400 Bad Request",

@@ -252,8 +252,8 @@ def refusal(exc: BaseException) -> Refusal | None:
         return Refusal(501, body="Unsupported transfer encoding")
     if isinstance(exc, InvalidHeaderName) and not exc.hdr.startswith((" ", "\t")):
         return Refusal(400, "invalid header name")  # (a first line indented is a bad head)
-    if isinstance(exc, MissingHost):
-        return Refusal(400, "missing required Host header")
+    if isinstance(exc, BadHost):
+        return Refusal(400, str(exc))
     if isinstance(exc, ExpectationFailed):
         return Refusal(417)
     if isinstance(exc, ParseException):
@@ -269,9 +269,14 @@ def _transfer_coding_not_chunked(exc: BaseException) -> bool:
             and req is not None and req.version >= (1, 1))
 
 
-class MissingHost(ParseException):
+class BadHost(ParseException):
+    """No Host header on HTTP/1.1, or one with a byte no host name or address has."""
+
+    def __init__(self, missing: bool) -> None:
+        self.missing = missing
+
     def __str__(self) -> str:
-        return "missing required Host header"
+        return "missing required Host header" if self.missing else "malformed Host header"
 
 
 class MalformedTarget(ParseException):
@@ -280,15 +285,20 @@ class MalformedTarget(ParseException):
 
 
 _PERCENT_ENCODED = re.compile(r"[^%]*(?:%[0-9A-Fa-f]{2}[^%]*)*")
+# The bytes net/http takes in a Host value (a lenient RFC 3986 host [":" port]).
+_HOST = re.compile(r"[0-9A-Za-z!$%&'()*+,\-.:;=\[\]_~]*")
 
 
 def check_request(worker, req) -> None:
     """gunicorn's pre_request hook, run on each parsed request before the app: what net/http
     refuses and gunicorn's parser lets through. RFC 9112 3.2: an HTTP/1.1 request without Host
-    is answered 400; a path with a `%` not followed by two hex digits is malformed (400)."""
-    if (req.version >= (1, 1) and req.method != "CONNECT"
-            and not any(name == "HOST" for name, _ in req.headers)):
-        raise MissingHost()
+    is answered 400, as one with a Host value that is no host; so is a path with a `%` not
+    followed by two hex digits (RFC 3986 2.1)."""
+    hosts = [value for name, value in req.headers if name == "HOST"]
+    if not hosts and req.version >= (1, 1) and req.method != "CONNECT":
+        raise BadHost(missing=True)
+    if hosts and not _HOST.fullmatch(hosts[0]):
+        raise BadHost(missing=False)
     if not _PERCENT_ENCODED.fullmatch(req.path):
         raise MalformedTarget()
 
