@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import concurrent.futures.thread  # noqa: F401  (gthread's pool: imported lazily, in each worker; here, once in the master)
 import os
+import re
 import selectors
 import socket
-import re
 import time
 from dataclasses import dataclass
 from functools import partial
