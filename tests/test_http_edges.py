@@ -300,7 +300,9 @@ def server_port(request, tmp_path_factory):
         process.stop()
 
 
-@pytest.mark.parametrize("name", ROWS)
+@pytest.mark.parametrize("name", [
+    pytest.param(name, id=f"{name} (differs from Go)" if expected.get("differs") else name)
+    for name, (_data, expected) in ROWS.items()])
 def test_answer(server_port, name):
     data, expected = ROWS[name]
     expected = Row(data, **expected)
