@@ -188,6 +188,10 @@ PARSER_VERDICTS = {
     b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n": "501 Not Implemented",
     b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n": "501 Not Implemented",
     b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n": "501 Not Implemented",
+    b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n": "501 Not Implemented",
+    b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n":
+        "501 Not Implemented",
+    b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n": OK,
     b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n": "400 Bad Request",
     b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n":
         "400 Bad Request",

@@ -134,6 +134,9 @@ ROWS = {
                                refused("501 Not Implemented", "Unsupported transfer encoding")),
     "Transfer-Encoding unknown": (get("/alwaysok", "Transfer-Encoding: x-<script>"),
                                   refused("501 Not Implemented", "Unsupported transfer encoding")),
+    "Transfer-Encoding gzip, chunked": (get("/alwaysok", "Transfer-Encoding: gzip, chunked", body=b"0\r\n\r\n"),
+                                        refused("501 Not Implemented", "Unsupported transfer encoding")),
+    "chunked": (get("/alwaysok", "Transfer-Encoding: chunked", body=b"3\r\nabc\r\n0\r\n\r\n"), OK),
     # too large
     "request line too long": (get("/alwaysok?q=" + "u" * 4095), refused("414 Request URI Too Long",
                                                                       differs=LIMIT)),

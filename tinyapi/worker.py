@@ -293,7 +293,8 @@ def check_request(worker, req) -> None:
     """gunicorn's pre_request hook, run on each parsed request before the app: what net/http
     refuses and gunicorn's parser lets through. RFC 9112 3.2: an HTTP/1.1 request without Host
     is answered 400, as one with a Host value that is no host; so is a path with a `%` not
-    followed by two hex digits (RFC 3986 2.1)."""
+    followed by two hex digits (RFC 3986 2.1). A Transfer-Encoding other than `chunked` alone
+    that gunicorn takes (`gzip, chunked`) is 501, as the ones it refuses."""
     hosts = [value for name, value in req.headers if name == "HOST"]
     if not hosts and req.version >= (1, 1) and req.method != "CONNECT":
         raise BadHost(missing=True)
@@ -301,6 +302,9 @@ def check_request(worker, req) -> None:
         raise BadHost(missing=False)
     if not _PERCENT_ENCODED.fullmatch(req.path):
         raise MalformedTarget()
+    codings = [value for name, value in req.headers if name == "TRANSFER-ENCODING"]
+    if codings and [c.strip(" \t").lower() for c in codings] != ["chunked"]:
+        raise UnsupportedTransferCoding(", ".join(codings))
 
 
 def _head_complete(head: bytearray) -> bool:
