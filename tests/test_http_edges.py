@@ -4,10 +4,11 @@ status line, headers in order (all but Date), body, and whether the server then 
 connection. The three must answer every row the same, byte for byte.
 
 The rows are the original's observed answers (../shared/reference/go-tinyapi.md, "HTTP edge
-cases") unless `differs` says why not (docs/http.md has the same list). On every answer the
-app makes (not the refusals, which are all tinyapi's), gunicorn's framing differs from Go's
-and is not marked row by row: a `Server: gunicorn` header, `Connection: keep-alive` (or
-`close`), gunicorn's header order.
+cases") unless `differs` says why not; docs/http.md lists each of those (a test checks). The
+refusals (the answers made before the app runs) are net/http's byte for byte. The app's answers
+carry gunicorn's framing, which differs from Go's and is not marked row by row: a
+`Server: gunicorn` header, `Connection: keep-alive` (or `close`), gunicorn's header order,
+`Content-Length: 0` on a body-less answer to HEAD.
 """
 from __future__ import annotations
 
