@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from tinyapi import handlers
-from tinyapi.app import create_app
+from tinyapi.app import clean_path, create_app
 from tinyapi.config import ChaosConfig, Config, HealthcheckConfig
 
 
@@ -70,10 +70,40 @@ def test_unknown_path_is_404(client, path):
     r = client.get(path)
     assert r.status_code == 404
     assert r.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert r.headers["X-Content-Type-Options"] == "nosniff"  # http.NotFound's
     assert r.data == b"404 page not found\n"
 
 
-@pytest.mark.parametrize("method", ["POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"])
+@pytest.mark.parametrize("path,clean", [
+    ("/", "/"), ("/alwaysok", "/alwaysok"), ("/alwaysok/", "/alwaysok/"), ("//", "/"),
+    ("//alwaysok", "/alwaysok"), ("/./alwaysok", "/alwaysok"), ("/x/../alwaysok", "/alwaysok"),
+    ("/a//b/", "/a/b/"), ("/..", "/"), ("/../..//x/./", "/x/"), ("/alwaysok/.", "/alwaysok"),
+    ("", "/"), ("*", "/*"), ("/a/b/..", "/a"), ("/.../x", "/.../x"),
+])
+def test_clean_path_is_gorilla_muxs(path, clean):
+    assert clean_path(path) == clean
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "get", "FOO"])
+@pytest.mark.parametrize("path,query,location", [
+    ("//alwaysok", "", "/alwaysok"), ("/x/../alwaysok", "a=1&b=%3C", "/alwaysok?a=1&b=%3C"),
+    ("/./panic", "", "/panic"), ("//a b/./c", "", "/a%20b/c"), ("/\xe9//", "", "/%E9/"),
+])
+def test_unclean_path_is_301_before_routing(client, exits, method, path, query, location):
+    # environ_overrides: the test client would read "//alwaysok" as a host.
+    r = client.open("/", method=method, query_string=query, environ_overrides={"PATH_INFO": path})
+    assert (r.status, r.headers["Location"], r.data) == ("301 Moved Permanently", location, b"")
+    assert "Content-Type" not in r.headers and r.headers["Content-Length"] == "0"
+    assert exits[0] == []  # /./panic is not /panic
+
+
+def test_options_asterisk_is_200_empty(client):
+    r = client.open("/", method="OPTIONS", environ_overrides={"PATH_INFO": "*"})
+    assert (r.status, r.data, r.headers["Content-Length"]) == ("200 OK", b"", "0")
+    assert "Content-Type" not in r.headers
+
+
+@pytest.mark.parametrize("method", ["POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "get", "Get", "G"])
 @pytest.mark.parametrize("path", ["/", "/alwaysok", "/panic", "/alwaysok/"])
 def test_wrong_method_is_405_with_empty_body(client, exits, method, path):
     r = client.open(path, method=method)
@@ -148,7 +178,8 @@ def test_healthcheck_one_404_is_503(exits, http_target):
     assert (body[1]["status"], body[1]["completed"], body[1]["verbose"]) == (2, True, "404 Not Found")
 
 
-def test_access_line_for_every_answer(client, caplog):
+def test_access_line_for_every_answer(client, caplog, monkeypatch):
+    monkeypatch.setattr(handlers, "roll", lambda n: 5)
     with caplog.at_level(logging.INFO, logger="tinyapi"):
         client.get("/", environ_base={"REMOTE_ADDR": "10.1.2.3", "REMOTE_PORT": "5555"})
         client.get("/nope")
@@ -160,4 +191,10 @@ def test_access_line_for_every_answer(client, caplog):
     assert " GET /nope - 404 " in lines[1]
     assert " POST /alwaysok - 405 " in lines[2]
     assert " GET /alwaysok/ - 301 " in lines[3]
+    with caplog.at_level(logging.INFO, logger="tinyapi"):
+        client.open("/alwaysok", method="get")
+        client.get("/chaosmonkey")
+    lines = [r.getMessage() for r in caplog.records if r.filename == "logger.py"]
+    assert " get /alwaysok - 405 " in lines[4]  # a 405 is not the route's
+    assert " GET /chaosmonkey RouteChaosMonkey 200 " in lines[5]  # the original's route names
     assert all(line.endswith(("ns", "µs", "ms", "s")) for line in lines)

@@ -19,10 +19,10 @@ REQUESTS = {
     "wrong method": b"POST /alwaysok HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
     "healthcheck": b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n",
     "HTTP/1.0": b"GET /alwaysok HTTP/1.0\r\n\r\n",
-    "bad request line (gunicorn's page)": b"GET / HTTP/9\r\n\r\n",
-    "URI too long (gunicorn's page)": b"GET /" + b"u" * 5000 + b" HTTP/1.1\r\n\r\n",
-    "header line too long (gunicorn's page)": b"GET / HTTP/1.1\r\nX: " + b"v" * 8200 + b"\r\n\r\n",
-    "head too big (tinyapi.worker's page)": b"GET / HTTP/1.1\r\n" + b"".join(
+    "bad request line (a refusal)": b"GET / HTTP/9\r\n\r\n",
+    "URI too long (a refusal)": b"GET /" + b"u" * 5000 + b" HTTP/1.1\r\n\r\n",
+    "header line too long (a refusal)": b"GET / HTTP/1.1\r\nX: " + b"v" * 8200 + b"\r\n\r\n",
+    "head too big (a refusal, from the event loop)": b"GET / HTTP/1.1\r\n" + b"".join(
         b"X-%d: " % i + b"v" * 8000 + b"\r\n" for i in range(10)) + b"\r\n",
 }
 

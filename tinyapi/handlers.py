@@ -16,6 +16,10 @@ JSON = "application/json; charset=UTF-8"  # the original's spelling, upper-case 
 
 CHAOS_THRESHOLD = 90  # a roll above this ends the process
 
+# The app.extensions key of the function that ends the whole server (panic.exit_process, or a
+# test's stand-in): app.config holds configuration only.
+EXIT = "tinyapi.exit"
+
 # Not for secrets, just for chaos; a module attribute so tests can load the dice.
 roll = random.SystemRandom().randrange
 
@@ -42,12 +46,12 @@ def health_check() -> Response:
 def chaos_monkey() -> Response:
     n = roll(100)
     if n > CHAOS_THRESHOLD:
-        current_app.config["TINYAPI_EXIT"](f"RouteChaosMonkey rolled {n}: enough chaos. Exiting")
+        current_app.extensions[EXIT](f"RouteChaosMonkey rolled {n}: enough chaos. Exiting")
     log.warning("RouteChaosMonkey not enough chaos: %d", n)
     return Response(f"Not Enough Chaos! {n} /100\n", content_type=TEXT)
 
 
 def panic() -> Response:
-    current_app.config["TINYAPI_EXIT"]("RoutePanic invoked. Exiting")
+    current_app.extensions[EXIT]("RoutePanic invoked. Exiting")
     # Only reached when the exit function is a test double.
     return Response("", status=500)

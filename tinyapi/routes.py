@@ -1,6 +1,7 @@
 """The routes table, in one place, like the original's routes.go: name, method, path, handler.
 
-The name is what the access log prints for a request that matched the route."""
+The name is what the access log prints for a request that matched the route: the original's
+names, `Route` prefix and all."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,9 +22,9 @@ class Route:
 ROUTES = (
     Route("Index", "GET", "/", handlers.index),
     Route("AlwaysOK", "GET", "/alwaysok", handlers.always_ok),
-    Route("HealthCheck", "GET", "/healthcheck", handlers.health_check),
-    Route("ChaosMonkey", "GET", "/chaosmonkey", handlers.chaos_monkey, chaos=True),
-    Route("Panic", "GET", "/panic", handlers.panic, chaos=True),
+    Route("RouteHealthCheck", "GET", "/healthcheck", handlers.health_check),
+    Route("RouteChaosMonkey", "GET", "/chaosmonkey", handlers.chaos_monkey, chaos=True),
+    Route("RoutePanic", "GET", "/panic", handlers.panic, chaos=True),
 )
 
 

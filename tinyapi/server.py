@@ -119,6 +119,13 @@ class Server(BaseApplication):
             # builds no absolute URL and is not mounted under a prefix. gunicorn trusts
             # 127.0.0.1 by default, whose SCRIPT_NAME header could turn a request into a 500.
             "forwarded_allow_ips": "",
+            # Refusals as net/http's (tinyapi.worker.refusal): what Go refuses and gunicorn's
+            # parser lets through (an HTTP/1.1 request without Host, a bad %-escape), checked
+            # before the app runs.
+            "pre_request": worker.check_request,
+            # A method is any token, as for Go: `get` is a method of its own (405 on a route),
+            # not a 400. Still no case folding: `get` is not GET.
+            "permit_unconventional_http_method": True,
             "limit_request_line": LIMIT_REQUEST_LINE,
             "limit_request_fields": LIMIT_REQUEST_FIELDS,
             "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
@@ -140,8 +147,13 @@ class Server(BaseApplication):
         return app
 
     def run(self) -> None:
-        # BaseApplication.run() with our Arbiter.
-        Arbiter(self).run()
+        # BaseApplication.run() with our Arbiter, and its handling of what stops gunicorn
+        # starting (a RuntimeError: a logger, pidfile or parser it cannot set up), as one line
+        # and exit status 2 like the other start-up errors, not a traceback.
+        try:
+            Arbiter(self).run()
+        except RuntimeError as err:
+            raise StartupError(f"cannot start the server: {err}") from None
 
 
 def _warm_up(app) -> None:

@@ -20,9 +20,14 @@ unread request bytes do not become a reset that truncates the answer), blocking 
 a client that never closes its end stalls every connection of the worker. Here the event loop
 lingers without blocking.
 
+Refusals. What the server answers itself, before the app runs (a malformed request, one too
+large, an HTTP version or transfer coding it does not do), is net/http's answer, byte for byte:
+a plain-text status line and body, `Connection: close`, nothing of the request echoed (gunicorn's
+HTML pages quote the bad line back), then close. See refusal() and docs/http.md.
+
 Gunicorn quirks fixed on the way: a quick stop (SIGINT, SIGQUIT) could deadlock a worker until
-the master killed it graceful_timeout later; an unknown Transfer-Encoding was answered 501; a
-malformed body the app had not read got a second answer, a 400, after the app's.
+the master killed it graceful_timeout later; a malformed body the app had not read got a second
+answer, a 400, after the app's.
 
 Everything else (the request, keep-alive, graceful stop) is gunicorn's. TLS and cleartext
 HTTP/2, which tinyapi does not use, keep gunicorn's own reading.
@@ -31,13 +36,17 @@ from __future__ import annotations
 
 import concurrent.futures.thread  # noqa: F401  (gthread's pool: imported lazily, in each worker; here, once in the master)
 import os
+import re
 import selectors
 import socket
 import time
+from dataclasses import dataclass
 from functools import partial
 
-from gunicorn import util
-from gunicorn.http.errors import InvalidHeader, ParseException, UnsupportedTransferCoding
+from gunicorn.http.errors import (ConfigurationProblem, ExpectationFailed, InvalidHeader,
+                                  InvalidHeaderName, InvalidHTTPVersion, InvalidResponseHeader,
+                                  InvalidResponseHeaderName, LimitRequestHeaders, LimitRequestLine,
+                                  ParseException, UnsupportedTransferCoding)
 from gunicorn.http2 import negotiation
 from gunicorn.workers import gthread
 
@@ -87,10 +96,7 @@ class ThreadWorker(gthread.ThreadWorker):
             self._close(conn)  # closed between requests: nothing to answer
         elif (end + 4 if end >= 0 else len(conn.head)) > MAX_HEAD_BYTES:
             self._unwait(conn)
-            try:
-                util.write_error(conn.sock, 431, "Request Header Fields Too Large", "")
-            except OSError:
-                pass
+            refuse(conn.sock, Refusal(431))
             self._linger(conn)
         elif not data or _head_complete(conn.head):
             # Complete, or the client has half-closed: gunicorn's parser judges what is there.
@@ -126,12 +132,12 @@ class ThreadWorker(gthread.ThreadWorker):
             return False
 
     def handle_error(self, req, client, addr, exc) -> None:
-        # An unknown transfer coding is the client's mistake like the other bad
-        # Transfer-Encoding values (400), but gunicorn answers it 501, which alerting on 5xx
-        # would count as ours (RFC 9112 6.1 allows both).
-        if isinstance(exc, UnsupportedTransferCoding):
-            exc = InvalidHeader("TRANSFER-ENCODING", req=req)
-        super().handle_error(req, client, addr, exc)
+        answer = refusal(exc)
+        if answer is None:  # not the request's fault: gunicorn's 500
+            super().handle_error(req, client, addr, exc)
+            return
+        self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
+        refuse(client, answer)
 
     def finish_request(self, conn, fs) -> None:
         if not fs.cancelled() and fs.exception() is None and fs.result() is _LINGER:
@@ -196,6 +202,109 @@ class ThreadWorker(gthread.ThreadWorker):
             self.waiting = {conn: min(deadline, stop_by) for conn, deadline in self.waiting.items()}
         for conn in [conn for conn, deadline in self.waiting.items() if deadline <= now]:
             self._close(conn)
+
+
+# --- refusals: the answers made before the app runs -------------------------------------------
+
+# net/http's texts (Go 1.19 StatusText) for the statuses a refusal can have.
+REASONS = {400: "Bad Request", 414: "Request URI Too Long", 417: "Expectation Failed",
+           431: "Request Header Fields Too Large", 501: "Not Implemented",
+           505: "HTTP Version Not Supported"}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A request the server answers itself. Go writes `<status> <reason>[: <detail>]` as the
+    status line and, unless it says otherwise, as the body."""
+
+    status: int
+    detail: str = ""
+    body: str | None = None
+
+    def wire(self) -> bytes:
+        text = f"{self.status} {REASONS[self.status]}" + (f": {self.detail}" if self.detail else "")
+        # No Content-Length, as Go: the close ends the body.
+        return (f"HTTP/1.1 {text}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                f"Connection: close\r\n\r\n{text if self.body is None else self.body}").encode()
+
+
+def refuse(sock, answer: Refusal) -> None:
+    """Write a refusal; the caller closes the connection (gracefully: the client may still be
+    sending, and a reset would lose the answer)."""
+    try:
+        sock.sendall(answer.wire())
+    except OSError:  # gone already, or its buffer full: nobody to tell
+        pass
+
+
+def refusal(exc: BaseException) -> Refusal | None:
+    """net/http's answer to a request that gunicorn's parser (or check_request) refused with
+    exc; None for an error that is not the request's (the app's, answered 500)."""
+    if isinstance(exc, (InvalidResponseHeader, InvalidResponseHeaderName, ConfigurationProblem)):
+        return None
+    if isinstance(exc, LimitRequestLine):
+        return Refusal(414)
+    if isinstance(exc, LimitRequestHeaders):
+        return Refusal(431)
+    if isinstance(exc, InvalidHTTPVersion) and isinstance(exc.version, tuple):
+        return Refusal(505, "unsupported protocol version")  # HTTP/d.d, d other than 1
+    if isinstance(exc, UnsupportedTransferCoding) or _transfer_coding_not_chunked(exc):
+        return Refusal(501, body="Unsupported transfer encoding")
+    if isinstance(exc, InvalidHeaderName) and not exc.hdr.startswith((" ", "\t")):
+        return Refusal(400, "invalid header name")  # (a first line indented is a bad head)
+    if isinstance(exc, BadHost):
+        return Refusal(400, str(exc))
+    if isinstance(exc, ExpectationFailed):
+        return Refusal(417)
+    if isinstance(exc, ParseException):
+        return Refusal(400)
+    return None
+
+
+def _transfer_coding_not_chunked(exc: BaseException) -> bool:
+    """A Transfer-Encoding other than `chunked` alone (gzip, identity, chunked twice): 501 as
+    for Go. Chunked on HTTP/1.0 (which Go ignores) stays a 400: its length is ambiguous."""
+    req = getattr(exc, "req", None)
+    return (isinstance(exc, InvalidHeader) and exc.hdr == "TRANSFER-ENCODING"
+            and req is not None and req.version >= (1, 1))
+
+
+class BadHost(ParseException):
+    """No Host header on HTTP/1.1, or one with a byte no host name or address has."""
+
+    def __init__(self, missing: bool) -> None:
+        self.missing = missing
+
+    def __str__(self) -> str:
+        return "missing required Host header" if self.missing else "malformed Host header"
+
+
+class MalformedTarget(ParseException):
+    def __str__(self) -> str:
+        return "malformed percent-encoding in the path"
+
+
+_PERCENT_ENCODED = re.compile(r"[^%]*(?:%[0-9A-Fa-f]{2}[^%]*)*")
+# The bytes net/http takes in a Host value (a lenient RFC 3986 host [":" port]).
+_HOST = re.compile(r"[0-9A-Za-z!$%&'()*+,\-.:;=\[\]_~]*")
+
+
+def check_request(worker, req) -> None:
+    """gunicorn's pre_request hook, run on each parsed request before the app: what net/http
+    refuses and gunicorn's parser lets through. RFC 9112 3.2: an HTTP/1.1 request without Host
+    is answered 400, as one with a Host value that is no host; so is a path with a `%` not
+    followed by two hex digits (RFC 3986 2.1). A Transfer-Encoding other than `chunked` alone
+    that gunicorn takes (`gzip, chunked`) is 501, as the ones it refuses."""
+    hosts = [value for name, value in req.headers if name == "HOST"]
+    if not hosts and req.version >= (1, 1) and req.method != "CONNECT":
+        raise BadHost(missing=True)
+    if hosts and not _HOST.fullmatch(hosts[0]):
+        raise BadHost(missing=False)
+    if not _PERCENT_ENCODED.fullmatch(req.path):
+        raise MalformedTarget()
+    codings = [value for name, value in req.headers if name == "TRANSFER-ENCODING"]
+    if codings and [c.strip(" \t").lower() for c in codings] != ["chunked"]:
+        raise UnsupportedTransferCoding(", ".join(codings))
 
 
 def _head_complete(head: bytearray) -> bool:
