@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TinyapiProcess, docker, free_port, poll, request, server_env, source_command
+from harness.docker import container_running, docker
+from harness.http import free_port
+from harness.serve import Process, server_env, source_command, wait_for_200
 
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json; charset=UTF-8"
@@ -269,14 +271,14 @@ class Container:
     """The image, its 8080 published on a free port of 127.0.0.1."""
 
     def __init__(self, image: str):
-        self.name = f"h13-edges-{uuid.uuid4().hex[:12]}"
+        self.name = f"tinyapi-edges-{uuid.uuid4().hex[:12]}"
         self.port = free_port()
         docker("run", "-d", "--name", self.name, "-p", f"127.0.0.1:{self.port}:8080",
                "-e", "TINYAPI_CHAOS_ENABLED=false", image)
 
     def wait_ready(self) -> "Container":
-        poll(lambda: request(self.port, "/alwaysok", timeout=2).status == 200, 30,
-             what=f"container {self.name}")
+        wait_for_200(self.port, timeout=30, interval=0.05,
+                     alive=lambda: container_running(self.name))
         return self
 
     def stop(self) -> None:
@@ -296,8 +298,8 @@ def server_port(request, tmp_path_factory):
         return
     command = [str(request.getfixturevalue("binary"))] if kind == "binary" else source_command()
     port = free_port()
-    process = TinyapiProcess(command, tmp_path_factory.mktemp(kind), server_env(
-        port, TINYAPI_CHAOS_ENABLED="false"), port)
+    process = Process(command, server_env(port, TINYAPI_CHAOS_ENABLED="false"), port,
+                      tmp_path_factory.mktemp(kind) / "tinyapi.log")
     try:
         yield process.wait_ready().port
     finally:
