@@ -56,6 +56,8 @@ sbom: binary ## write dist/tinyapi.cdx.json, the CycloneDX SBOM of what is insid
 # --- the image: Dockerfile + docker/ --------------------------------------------------------------
 # The engine that builds and runs the image: docker or podman (make image ENGINE=podman).
 ENGINE ?= docker
+# Podman keeps an image per step unless told not to; the build is one COPY, so no cache is lost.
+BUILD_FLAGS_podman := --layers=false
 VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' tinyapi/__init__.py)
 # The image's name: tagged NAME:latest and NAME:<version>. Another name keeps two checkouts'
 # images apart on one engine (the tests read TINYAPI_IMAGE_NAME too).
@@ -64,7 +66,7 @@ IMAGE_NAME ?= $(or $(TINYAPI_IMAGE_NAME),tinyapi)
 image: sbom ## build the FROM scratch image tinyapi:latest and tinyapi:<version>
 	@$(ENGINE) info >/dev/null 2>&1 || docker/start-engine $(ENGINE)
 	$(PY) docker/stage-image dist/tinyapi
-	$(ENGINE) build --build-arg VERSION=$(VERSION) \
+	$(ENGINE) build $(BUILD_FLAGS_$(ENGINE)) --build-arg VERSION=$(VERSION) \
 	  --build-arg SBOM_SHA256=$$(sha256sum dist/tinyapi.cdx.json | cut -d' ' -f1) \
 	  -t $(IMAGE_NAME):latest -t $(IMAGE_NAME):$(VERSION) .
 
