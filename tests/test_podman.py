@@ -19,12 +19,14 @@ CI=true, where they fail.
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import pwd
 import resource
 import shutil
 import subprocess
+import tarfile
 import uuid
 from pathlib import Path
 
@@ -32,6 +34,7 @@ import pytest
 
 from harness.docker import docker
 from harness.http import Answer, free_port, request
+from harness.paths import ROOT
 from harness.serve import NotServing, wait_for_200
 from harness.testing import AS_ROOT, IS_ROOT, unavailable
 
@@ -268,6 +271,51 @@ def test_rootful_hardened_read_only_run_serves(rootful, user):
     assert {inside for inside, _, _ in c.processes()} == {user.split(":")[0]}
     assert c.podman("inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", c.name).stdout.strip() == "true"
     assert_panic_exits_1(c)
+
+
+# --- make image ENGINE=podman ------------------------------------------------------------------
+
+IMAGE_TOP = {"bin", "etc", "tmp", "sbom.cdx.json"}  # what the Dockerfile puts there
+ENGINE_ADDS = {"etc/hosts", "etc/hostname", "etc/resolv.conf", "etc/mtab", "etc/passwd", "etc/group"}
+
+
+def files_of(engine: str, image: str) -> dict[str, str]:
+    """path -> mode of every entry of the image's one layer, as ENGINE exports a created container."""
+    name = f"tinyapi-podman-test-{uuid.uuid4().hex[:12]}"
+    subprocess.run([engine, "create", "--name", name, image], check=True, capture_output=True)
+    try:
+        tar = subprocess.run([engine, "export", name], check=True, capture_output=True).stdout
+    finally:
+        subprocess.run([engine, "rm", "-f", name], capture_output=True)
+    files = {}
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        for member in archive:
+            path = member.name.strip("/").removeprefix("./")
+            if path.split("/")[0] in IMAGE_TOP and path not in ENGINE_ADDS:
+                files[path] = oct(member.mode & 0o7777)
+    return files
+
+
+def image_config(engine: str, ref: str) -> dict:
+    return json.loads(subprocess.run([engine, "image", "inspect", "-f", "{{json .Config}}", ref],
+                                     check=True, capture_output=True, text=True).stdout)
+
+
+def test_make_image_engine_podman_builds_what_docker_builds(podman_ready, image):
+    name = f"tinyapi-podman-test-{uuid.uuid4().hex[:12]}"
+    built = subprocess.run(["make", "--no-print-directory", "image", "ENGINE=podman", f"IMAGE_NAME={name}"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=900)
+    try:
+        assert built.returncode == 0, (built.stdout + built.stderr)[-4000:]
+        podman_config = image_config("podman", f"localhost/{name}:latest")
+        docker_config = image_config("docker", image)
+        podman_config["Labels"].pop("io.buildah.version")  # the one thing buildah adds
+        for key in ("User", "Entrypoint", "ExposedPorts", "Env", "Labels"):
+            assert podman_config.get(key) == docker_config.get(key), key
+        assert files_of("podman", f"localhost/{name}:latest") == files_of("docker", image)
+    finally:
+        from tinyapi import __version__
+        podman("rmi", f"localhost/{name}:latest", f"localhost/{name}:{__version__}", check=False)
 
 
 # --- rootless -----------------------------------------------------------------------------------
