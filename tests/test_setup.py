@@ -202,3 +202,10 @@ def test_run_falls_back_to_the_binary_in_one_line(binary, tmp_path):
             f"run: no container then: serving dist/tinyapi directly on :{port} instead"]
     finally:
         server.stop()
+
+
+def test_docs_name_exactly_the_packages_of_the_list():
+    """docs/setup.md's table of packages is the list docker/setup-machine installs."""
+    rows = [line.split("|")[1].strip().strip("`") for line in
+            (ROOT / "docs" / "setup.md").read_text().splitlines() if line.startswith("| `")]
+    assert rows == listed_packages()
