@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AS_ROOT, IS_ROOT, ROOT, TinyapiProcess, clean_env, free_port, unavailable
+from harness.http import free_port
+from harness.paths import ROOT
+from harness.serve import clean_env, served
+from harness.testing import AS_ROOT, IS_ROOT, unavailable
 
 SCRIPTS = ("setup-machine", "start-engine", "run")
 
@@ -191,17 +194,14 @@ def test_run_falls_back_to_the_binary_in_one_line(binary, tmp_path):
     if os.stat("/var/run/docker.sock").st_mode & 0o002:
         pytest.skip("this machine's Docker socket is open to every user")
     port = free_port()
-    server = TinyapiProcess(["runuser", "-u", "nobody", "--", str(ROOT / "docker" / "run")], tmp_path,
-                            clean_env(PORT=str(port), TINYAPI_SERVER_BIND_ADDRESS="127.0.0.1"), port)
-    try:
-        server.wait_ready()
+    command = ["runuser", "-u", "nobody", "--", str(ROOT / "docker" / "run")]
+    env = clean_env(PORT=str(port), TINYAPI_SERVER_BIND_ADDRESS="127.0.0.1")
+    with served(command, env, port, tmp_path / "run.log") as server:
         assert server.get("/alwaysok").status == 200
         assert server.log.splitlines()[:2] == [
             "setup: the Docker engine runs but user nobody may not use it; run: "
             "sudo usermod -aG docker nobody, then log in again",
             f"run: no container then: serving dist/tinyapi directly on :{port} instead"]
-    finally:
-        server.stop()
 
 
 def test_docs_name_exactly_the_packages_of_the_list():
