@@ -35,7 +35,7 @@ setup: ## install the Debian packages and start the engine make run/test need (r
 
 # --- the tests: tests/ ----------------------------------------------------------------------------
 test: ## make setup, then run the test suite
-	@docker/setup-machine
+	@docker/setup-machine docker  # the tests need the Docker engine, whatever ENGINE says
 	@$(MAKE) --no-print-directory venv
 	$(PY) -m pytest
 
