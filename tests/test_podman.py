@@ -1,9 +1,9 @@
 """The image under Podman, rootful and rootless, as Fedora and RHEL users run it.
 
 The image is the one Docker built (the `image` fixture, `make image`), handed to Podman with
-`docker save | podman load`: the very bytes a registry would serve. The rootless tests run as a
-user the module creates (with subordinate ids, as useradd gives them) and deletes again, with
-every container, image and pause process of its own.
+`docker save | podman load`: the same image, layer for layer. The rootless tests run as a user
+the module creates (with subordinate ids) and deletes again, with every container, image and
+pause process of its own.
 
 A scratch image with a numeric USER and no /etc/passwd once kept Podman from starting it at all
 (podman#7515, fixed in 2.0.6): every test here starts one, as 65532 or another --user.
@@ -117,8 +117,14 @@ def rootless_user(podman_ready):
                    check=True, capture_output=True)
     uid = pwd.getpwnam(user).pw_uid
     try:
-        for ids in ("/etc/subuid", "/etc/subgid"):
-            assert subordinate_ids(ids, user)[1] >= 65536, f"useradd gave {user} too few ids in {ids}"
+        for path, flag in (("/etc/subuid", "--add-subuids"), ("/etc/subgid", "--add-subgids")):
+            if subordinate_ids(path, user)[1] < 65536:  # useradd gives them only where the file exists
+                Path(path).touch()
+                ranges = [line.split(":") for line in Path(path).read_text().splitlines()]
+                first = max([100000, *(int(f) + int(c) for _, f, c in ranges)])
+                subprocess.run(["usermod", flag, f"{first}-{first + 65535}", user],
+                               check=True, capture_output=True)
+            assert subordinate_ids(path, user)[1] >= 65536, f"{user} has too few ids in {path}"
         yield user
     finally:
         podman("system", "reset", "--force", user=user, check=False, timeout=120)
@@ -183,8 +189,10 @@ def _starter(user: str | None, image: str):
             net = ["--network", "host", "-e", "TINYAPI_SERVER_BIND_ADDRESS=127.0.0.1",
                    "-e", f"TINYAPI_SERVER_BIND_PORT={port}"]
         else:
-            net = ["-p", f"127.0.0.1:{port}:8080"]
+            net = ["-p", "127.0.0.1::8080"]  # a free host port, chosen by Podman
         podman("run", "-d", "--name", name, *ULIMITS, *net, *run_args, image, user=user)
+        if not host_network:  # 127.0.0.1:40123
+            port = int(podman("port", name, "8080/tcp", user=user).stdout.split()[0].rsplit(":", 1)[1])
         return PodmanContainer(name, user, port)
 
     def remove() -> None:
