@@ -38,6 +38,8 @@ from harness.paths import ROOT
 from harness.serve import NotServing, wait_for_200
 from harness.testing import AS_ROOT, IS_ROOT, unavailable
 
+pytestmark = [pytest.mark.docker, pytest.mark.root]
+
 START_TIMEOUT = 30.0  # staticx + PyInstaller unpack to /tmp before Python starts
 HARDENED = ("--read-only", "--tmpfs", "/tmp:rw,exec,nosuid,mode=1777",
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges")

@@ -60,6 +60,7 @@ def listed_packages() -> list[str]:
     return [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
 
 
+@pytest.mark.docker
 def test_ready_machine_says_so_in_one_line():
     wanted = listed_packages()
     status = run(["dpkg-query", "-W", "-f=${db:Status-Status}\n", *wanted])
@@ -74,6 +75,7 @@ def test_ready_machine_says_so_in_one_line():
     assert done.stderr == ""
 
 
+@pytest.mark.root
 def test_missing_package_not_root_names_the_command_and_exits_2(checkout):
     needs_root()
     tree = checkout("busybox-static\ntinyapi-no-such-package  # absent everywhere\n")
@@ -82,6 +84,8 @@ def test_missing_package_not_root_names_the_command_and_exits_2(checkout):
     assert done.stderr == "setup: missing Debian packages: tinyapi-no-such-package; run: sudo make setup\n"
 
 
+@pytest.mark.docker
+@pytest.mark.root
 def test_engine_this_user_may_not_use_names_the_command_and_exits_2(checkout):
     needs_root()
     if run(["docker", "info"]).returncode != 0:
@@ -153,6 +157,7 @@ def in_private_run(script: str) -> list[str]:
             f"mount -t tmpfs tmpfs /run && {script}"]
 
 
+@pytest.mark.root
 def test_second_start_waits_for_the_first_instead_of_starting_another(fake_engine, tmp_path):
     env, state = fake_engine
     start = ROOT / "docker" / "start-engine"
@@ -170,6 +175,7 @@ def test_second_start_waits_for_the_first_instead_of_starting_another(fake_engin
     assert out[2].read_text() == "start-engine: another start-engine is starting the engine; waiting for it\n"
 
 
+@pytest.mark.root
 def test_stale_pid_files_are_removed_before_starting(fake_engine):
     env, state = fake_engine
     (state / "go").touch()
@@ -186,6 +192,9 @@ def test_stale_pid_files_are_removed_before_starting(fake_engine):
 
 # --- make run where setup cannot -------------------------------------------------------------
 
+@pytest.mark.docker
+@pytest.mark.root
+@pytest.mark.slow
 def test_run_falls_back_to_the_binary_in_one_line(binary, tmp_path):
     """As a user who may not use the engine: setup's line, run's line, then the bare binary serves."""
     needs_root()
