@@ -111,6 +111,18 @@ def subordinate_ids(path: str, user: str) -> tuple[int, int]:
     return 0, 0
 
 
+def processes_of(uid: int) -> list[int]:
+    pids = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            uids = next(line for line in status.read_text().splitlines() if line.startswith("Uid:"))
+        except (OSError, StopIteration):
+            continue  # gone meanwhile
+        if int(uids.split()[1]) == uid:  # the real uid
+            pids.append(int(status.parent.name))
+    return pids
+
+
 @pytest.fixture(scope="module")
 def rootless_user(podman_ready):
     """A new user with subordinate ids; removed with all its Podman state at teardown."""
@@ -131,10 +143,9 @@ def rootless_user(podman_ready):
     finally:
         podman("system", "reset", "--force", user=user, check=False, timeout=120)
         # What outlives the reset: Podman's pause process holding the user namespace.
-        left = subprocess.run(["ps", "-u", str(uid), "-o", "pid="], capture_output=True, text=True)
-        for pid in left.stdout.split():
+        for pid in processes_of(uid):
             try:
-                os.kill(int(pid), 9)
+                os.kill(pid, 9)
             except ProcessLookupError:
                 pass
         subprocess.run(["userdel", "--remove", user], capture_output=True, check=False)
