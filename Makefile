@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: help venv lock serve run test test-quick binary binary-in-docker sbom image inspect verify-reproducible bench bench-quick soak demo-swarm
+.PHONY: help venv lock setup serve run test test-quick binary binary-in-docker sbom image inspect verify-reproducible bench bench-quick soak demo-swarm
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -27,11 +27,16 @@ lock: ## re-pin requirements.lock from pyproject.toml (needs uv)
 serve: venv ## run the service from source with ./config.yml
 	$(PY) -m tinyapi
 
-run: ## serve on :8080 from the image, or dist/tinyapi directly when no Docker engine answers
-	@MAKE="$(MAKE)" docker/run
+run: ## make setup, then serve on :8080 from the image (PORT=, ENGINE=podman); dist/tinyapi where setup can't
+	@MAKE="$(MAKE)" ENGINE=$(ENGINE) IMAGE_NAME=$(IMAGE_NAME) docker/run
+
+setup: ## install the Debian packages and start the engine make run/test need (root + apt)
+	@docker/setup-machine $(ENGINE)
 
 # --- the tests: tests/ ----------------------------------------------------------------------------
-test: venv ## run the test suite
+test: ## make setup, then run the test suite
+	@docker/setup-machine docker  # the tests need the Docker engine, whatever ENGINE says
+	@$(MAKE) --no-print-directory venv
 	$(PY) -m pytest
 
 test-quick: venv ## the tests that need no Docker, no root and no long run (under a minute)
@@ -49,15 +54,19 @@ sbom: binary ## write dist/tinyapi.cdx.json, the CycloneDX SBOM of what is insid
 	$(PY) build/sbom.py
 
 # --- the image: Dockerfile + docker/ --------------------------------------------------------------
+# The engine that builds and runs the image: docker or podman (make image ENGINE=podman).
+ENGINE ?= docker
+# Podman keeps an image per step unless told not to; the build is one COPY, so no cache is lost.
+BUILD_FLAGS_podman := --layers=false
 VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' tinyapi/__init__.py)
 # The image's name: tagged NAME:latest and NAME:<version>. Another name keeps two checkouts'
 # images apart on one engine (the tests read TINYAPI_IMAGE_NAME too).
 IMAGE_NAME ?= $(or $(TINYAPI_IMAGE_NAME),tinyapi)
 
 image: sbom ## build the FROM scratch image tinyapi:latest and tinyapi:<version>
-	@docker info >/dev/null 2>&1 || .ci/start-docker
+	@$(ENGINE) info >/dev/null 2>&1 || docker/start-engine $(ENGINE)
 	$(PY) docker/stage-image dist/tinyapi
-	docker build --build-arg VERSION=$(VERSION) \
+	$(ENGINE) build $(BUILD_FLAGS_$(ENGINE)) --build-arg VERSION=$(VERSION) \
 	  --build-arg SBOM_SHA256=$$(sha256sum dist/tinyapi.cdx.json | cut -d' ' -f1) \
 	  -t $(IMAGE_NAME):latest -t $(IMAGE_NAME):$(VERSION) .
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from harness.paths import ROOT
 
 # Starts an engine when none answers (as root): what `make image` runs.
-START_ENGINE = ROOT / ".ci" / "start-docker"
+START_ENGINE = ROOT / "docker" / "start-engine"
 
 # What Docker adds to every container's filesystem: not the image's.
 DOCKER_ADDS = {".dockerenv", "dev", "proc", "sys",

@@ -9,14 +9,20 @@ IN_CI = os.environ.get("CI") == "true"
 IS_ROOT = os.geteuid() == 0
 
 
-def unavailable(reason: str) -> None:
-    """Skip for lack of something (root, Docker) on a developer's machine; under CI=true the
-    same lack is a failure: CI installs and starts everything the tests need."""
+# The commands that provide what a skipped test lacks, named in its skip reason.
+SETUP = "make setup" if IS_ROOT else "sudo make setup"  # Debian packages, the Docker engine
+AS_ROOT = "sudo make test"
+
+
+def unavailable(reason: str, command: str = SETUP) -> None:
+    """Skip for lack of something (root, Docker, a package) on a developer's machine, naming the
+    command that would let the test run; under CI=true the same lack is a failure: CI runs
+    docker/setup-machine (through .ci/run) as root, which provides everything the tests need."""
     if IN_CI:
         pytest.fail(f"CI=true and {reason}", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(f"{reason} (to run it: {command})")
 
 
 def needs_root() -> None:
     if not IS_ROOT:
-        unavailable("this test needs root (unshare, chroot, debootstrap): run it as root")
+        unavailable("this test needs root (unshare, chroot, debootstrap)", AS_ROOT)

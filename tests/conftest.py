@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from harness.docker import START_ENGINE, docker_answers
+from harness.docker import docker_answers
 from harness.http import free_port
 from harness.paths import BINARY, IMAGE, IMAGE_NAME, ROOT
 from harness.serve import Process, server_env, source_command
@@ -52,7 +52,7 @@ def binary() -> Path:
 def image() -> str:
     """IMAGE, built once per session by `make image` (builds the binary if missing)."""
     if not docker_answers():
-        unavailable(f"no Docker engine answers `docker info` (start one: {START_ENGINE.relative_to(ROOT)})")
+        unavailable("no Docker engine answers `docker info`")
     proc = subprocess.run(["make", "--no-print-directory", "image", f"IMAGE_NAME={IMAGE_NAME}"], cwd=ROOT,
                           capture_output=True, text=True, timeout=1800, check=False)
     if proc.returncode != 0:

@@ -163,7 +163,7 @@ def test_builds_from_debians_python_too(tmp_path):
     verify stage (an empty root), in a directory of its own so dist/ here is left alone."""
     needs_root()
     if not Path(DEBIAN_PYTHON).exists():
-        unavailable(f"no {DEBIAN_PYTHON} (apt-get install python3-venv python3-dev)")
+        unavailable(f"no {DEBIAN_PYTHON} (Debian's python3-venv, python3-dev)")
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", "--no-local", str(ROOT), str(clone)], check=True)
     done = subprocess.run(["make", "--no-print-directory", "-C", str(clone), "binary",

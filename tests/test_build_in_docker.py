@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 import tinyapi
-from harness.docker import START_ENGINE, docker_answers
+from harness.docker import docker_answers
 from harness.emptyroot import empty_root_server
 from harness.paths import ROOT
-from harness.testing import IS_ROOT, unavailable
+from harness.testing import AS_ROOT, IS_ROOT, unavailable
 
 BASE = "tinyapi-builder-base:bookworm"
 BUILDER_TAG = "tinyapi-builder:test"
@@ -43,9 +43,9 @@ def run(cmd: list[str], timeout: float, **env: str) -> subprocess.CompletedProce
 def built(tmp_path_factory) -> tuple[Path, str]:
     """(the binary built in the container, the script's output)."""
     if not docker_answers():
-        unavailable(f"no Docker engine answers `docker info` (start one: {START_ENGINE.relative_to(ROOT)})")
+        unavailable("no Docker engine answers `docker info`")
     if not IS_ROOT:
-        unavailable("debootstrap and the empty-root run need root")
+        unavailable("debootstrap and the empty-root run need root", AS_ROOT)
     run([str(ROOT / "build" / "make-builder-base"), BASE], timeout=900)
     out = tmp_path_factory.mktemp("in-docker") / "tinyapi"
     proc = run([str(ROOT / "build" / "build-in-docker"), str(out)], timeout=1500,

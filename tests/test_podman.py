@@ -1,0 +1,359 @@
+"""The image under Podman, rootful and rootless, as Fedora and RHEL users run it.
+
+The image is the one Docker built (the `image` fixture, `make image`), handed to Podman with
+`docker save | podman load`: the same image, layer for layer. The rootless tests run as a user
+the module creates (with subordinate ids) and deletes again, with every container, image and
+pause process of its own.
+
+A scratch image with a numeric USER and no /etc/passwd once kept Podman from starting it at all
+(podman#7515, fixed in 2.0.6): every test here starts one, as 65532 or another --user.
+
+Two quirks of the machines this runs on, not of Podman on a normal one:
+- runc cannot raise rlimits there ("error setting rlimit type 6/7"): every run passes explicit
+  --ulimit values no higher than this process's own;
+- rootless networking has no /dev/net/tun (slirp4netns): the rootless runs use --network host.
+
+Needs root (rootful Podman, useradd) and podman: without them the tests skip, except under
+CI=true, where they fail.
+"""
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import pwd
+import resource
+import shutil
+import subprocess
+import tarfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from harness.docker import docker
+from harness.http import Answer, free_port, request
+from harness.paths import ROOT
+from harness.serve import NotServing, wait_for_200
+from harness.testing import AS_ROOT, IS_ROOT, unavailable
+
+pytestmark = [pytest.mark.docker, pytest.mark.root]
+
+START_TIMEOUT = 30.0  # staticx + PyInstaller unpack to /tmp before Python starts
+HARDENED = ("--read-only", "--tmpfs", "/tmp:rw,exec,nosuid,mode=1777",
+            "--cap-drop", "ALL", "--security-opt", "no-new-privileges")
+
+
+def _ulimits() -> tuple[str, ...]:
+    flags = []
+    for name, limit, want in (("nofile", resource.RLIMIT_NOFILE, 16384),
+                              ("nproc", resource.RLIMIT_NPROC, 4096)):
+        hard = resource.getrlimit(limit)[1]
+        value = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        flags += ["--ulimit", f"{name}={value}:{value}"]
+    return tuple(flags)
+
+
+ULIMITS = _ulimits()
+
+
+def podman(*args: str, user: str | None = None, check: bool = True, timeout: float = 60,
+           stdin=None) -> subprocess.CompletedProcess:
+    """`podman ARGS`, as root or (user=) as that user with a login's HOME and nothing else."""
+    cmd, cwd = ["podman", *args], None
+    if user is not None:
+        home = pwd.getpwnam(user).pw_dir
+        cmd = ["runuser", "-u", user, "--", "env", "-i", f"HOME={home}", f"USER={user}",
+               "PATH=/usr/bin:/bin", *cmd]
+        cwd = home  # somewhere the user may be
+    proc = subprocess.run(cmd, capture_output=True, text=stdin is None, timeout=timeout,
+                          check=False, cwd=cwd, stdin=stdin)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def podman_ready():
+    if not IS_ROOT:
+        unavailable("rootful Podman and the rootless test user need root", AS_ROOT)
+    if shutil.which("podman") is None or shutil.which("newuidmap") is None:
+        unavailable("no podman or newuidmap (Debian's podman, uidmap)")
+
+
+def load_into_podman(image: str, user: str | None = None) -> str:
+    """`docker save IMAGE | podman load` under a name of its own; the name Podman knows it by."""
+    name = f"tinyapi-podman-test-{uuid.uuid4().hex[:12]}:latest"
+    docker("tag", image, name)
+    try:
+        saved = subprocess.Popen(["docker", "save", name], stdout=subprocess.PIPE)
+        podman("load", "-q", user=user, stdin=saved.stdout, timeout=120)
+        assert saved.wait(timeout=60) == 0
+    finally:
+        docker("rmi", name, check=False)  # the tag only: the image stays
+    return f"localhost/{name}"
+
+
+@pytest.fixture(scope="module")
+def rootful_image(podman_ready, image):
+    loaded = load_into_podman(image)
+    yield loaded
+    podman("rmi", "-f", loaded, check=False)
+
+
+def subordinate_ids(path: str, user: str) -> tuple[int, int]:
+    """(first, count) of the user's range in /etc/subuid or /etc/subgid; (0, 0) if none."""
+    for line in Path(path).read_text().splitlines():
+        name, first, count = line.split(":")
+        if name == user:
+            return int(first), int(count)
+    return 0, 0
+
+
+def processes_of(uid: int) -> list[int]:
+    pids = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            uids = next(line for line in status.read_text().splitlines() if line.startswith("Uid:"))
+        except (OSError, StopIteration):
+            continue  # gone meanwhile
+        if int(uids.split()[1]) == uid:  # the real uid
+            pids.append(int(status.parent.name))
+    return pids
+
+
+@pytest.fixture(scope="module")
+def rootless_user(podman_ready):
+    """A new user with subordinate ids; removed with all its Podman state at teardown."""
+    user = f"tinyapi-rl-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["useradd", "--create-home", "--shell", "/usr/sbin/nologin", user],
+                   check=True, capture_output=True)
+    uid = pwd.getpwnam(user).pw_uid
+    try:
+        for path, flag in (("/etc/subuid", "--add-subuids"), ("/etc/subgid", "--add-subgids")):
+            if subordinate_ids(path, user)[1] < 65536:  # useradd gives them only where the file exists
+                Path(path).touch()
+                ranges = [line.split(":") for line in Path(path).read_text().splitlines()]
+                first = max([100000, *(int(f) + int(c) for _, f, c in ranges)])
+                subprocess.run(["usermod", flag, f"{first}-{first + 65535}", user],
+                               check=True, capture_output=True)
+            assert subordinate_ids(path, user)[1] >= 65536, f"{user} has too few ids in {path}"
+        yield user
+    finally:
+        podman("system", "reset", "--force", user=user, check=False, timeout=120)
+        # What outlives the reset: Podman's pause process holding the user namespace.
+        for pid in processes_of(uid):
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        subprocess.run(["userdel", "--remove", user], capture_output=True, check=False)
+        for leftover in (f"/tmp/podman-run-{uid}", f"/tmp/containers-user-{uid}"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def rootless_image(rootless_user, image):
+    return load_into_podman(image, user=rootless_user)
+
+
+class PodmanContainer:
+    def __init__(self, name: str, user: str | None, port: int):
+        self.name, self.user, self.port = name, user, port
+
+    def podman(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        return podman(*args, user=self.user, **kwargs)
+
+    def get(self, path: str, timeout: float = 10) -> Answer:
+        return request(self.port, path, timeout=timeout)
+
+    def logs(self) -> str:
+        proc = self.podman("logs", self.name, check=False)
+        return proc.stdout + proc.stderr
+
+    def running(self) -> bool:
+        return self.podman("inspect", "-f", "{{.State.Running}}", self.name).stdout.strip() == "true"
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Poll GET /alwaysok until it answers 200; fail early if the container dies."""
+        try:
+            wait_for_200(self.port, alive=self.running, timeout=timeout, interval=0.1)
+        except NotServing as err:
+            pytest.fail(f"{err}:\n{self.logs()}", pytrace=False)
+
+    def wait_exit(self, timeout: float = 15) -> int:
+        return int(self.podman("wait", self.name, timeout=timeout).stdout.strip())
+
+    def processes(self) -> list[tuple[str, str, str]]:
+        """(user in the container, user on the host, host pid) of every process."""
+        lines = self.podman("top", self.name, "user", "huser", "hpid").stdout.splitlines()[1:]
+        return [tuple(line.split()) for line in lines]
+
+
+def _starter(user: str | None, image: str):
+    names: list[str] = []
+
+    def start(*run_args: str, host_network: bool = False) -> PodmanContainer:
+        name = f"tinyapi-podman-test-{uuid.uuid4().hex[:12]}"
+        names.append(name)  # before `run`: a container that failed to start is removed too
+        port = free_port()
+        if host_network:  # the server binds the free port itself
+            net = ["--network", "host", "-e", "TINYAPI_SERVER_BIND_ADDRESS=127.0.0.1",
+                   "-e", f"TINYAPI_SERVER_BIND_PORT={port}"]
+        else:
+            net = ["-p", "127.0.0.1::8080"]  # a free host port, chosen by Podman
+        podman("run", "-d", "--name", name, *ULIMITS, *net, *run_args, image, user=user)
+        if not host_network:  # 127.0.0.1:40123
+            port = int(podman("port", name, "8080/tcp", user=user).stdout.split()[0].rsplit(":", 1)[1])
+        return PodmanContainer(name, user, port)
+
+    def remove() -> None:
+        for name in names:
+            c = PodmanContainer(name, user, 0)
+            print(f"--- podman logs {name}\n{c.logs()}")  # shown with a failed test's output
+            c.podman("rm", "-f", name, check=False)
+
+    return start, remove
+
+
+@pytest.fixture
+def rootful(rootful_image):
+    start, remove = _starter(None, rootful_image)
+    yield start
+    remove()
+
+
+@pytest.fixture
+def rootless(rootless_user, rootless_image):
+    start, remove = _starter(rootless_user, rootless_image)
+    yield start
+    remove()
+
+
+def assert_panic_exits_1(c: PodmanContainer) -> None:
+    with pytest.raises((OSError, http.client.HTTPException)):
+        c.get("/panic")  # the process ends before it answers
+    assert c.wait_exit() == 1
+    lines = [line for line in c.logs().splitlines() if "RoutePanic invoked. Exiting" in line]
+    assert any("[CRIT]" in line for line in lines), c.logs()
+
+
+def cap_eff(pids) -> set[str]:
+    found = set()
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                found.add(line.split()[1])
+    return found
+
+
+# --- rootful ------------------------------------------------------------------------------------
+
+def test_rootful_serves_every_endpoint(rootful):
+    c = rootful()
+    c.wait_ready()
+    assert c.get("/").body == b"Index of tinyapi. These aren't the droids you're looking for\n"
+    assert c.get("/alwaysok").body == b'{ "status": "OK" }'
+    assert c.get("/alwaysok/").status == 301
+    assert c.get("/nope").status == 404
+
+
+def test_rootful_panic_exits_1_with_crit_line(rootful):
+    c = rootful()
+    c.wait_ready()
+    assert_panic_exits_1(c)
+
+
+def test_rootful_runs_as_the_images_numeric_user(rootful):
+    """USER 65532:65532 with no /etc/passwd in the image (podman#7515): 65532 inside and out."""
+    c = rootful()
+    c.wait_ready()
+    procs = c.processes()
+    assert len(procs) >= 4  # staticx's and PyInstaller's bootloaders, the master, the workers
+    assert {(inside, host) for inside, host, _ in procs} == {("65532", "65532")}, procs
+
+
+@pytest.mark.parametrize("flags", [(), HARDENED], ids=["plain", "hardened"])
+def test_rootful_no_process_has_capabilities(rootful, flags):
+    c = rootful(*flags)
+    c.wait_ready()
+    assert cap_eff(pid for _, _, pid in c.processes()) == {"0000000000000000"}
+
+
+@pytest.mark.parametrize("user", ["12345:12345", "65532:65532"])
+def test_rootful_hardened_read_only_run_serves(rootful, user):
+    c = rootful(*HARDENED, "--user", user, "-e", "TINYAPI_HEALTHCHECK_TIMEOUT=2")
+    c.wait_ready()
+    assert c.get("/").status == 200 and c.get("/alwaysok").status == 200
+    health = c.get("/healthcheck")  # no internet here: both checks fail, fast
+    assert health.status in (200, 503)
+    assert [r["name"] for r in json.loads(health.body)] == ["healthcheck1", "healthcheck2"]
+    assert {inside for inside, _, _ in c.processes()} == {user.split(":")[0]}
+    assert c.podman("inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", c.name).stdout.strip() == "true"
+    assert_panic_exits_1(c)
+
+
+# --- make image ENGINE=podman ------------------------------------------------------------------
+
+IMAGE_TOP = {"bin", "etc", "tmp", "sbom.cdx.json"}  # what the Dockerfile puts there
+ENGINE_ADDS = {"etc/hosts", "etc/hostname", "etc/resolv.conf", "etc/mtab", "etc/passwd", "etc/group"}
+
+
+def files_of(engine: str, image: str) -> dict[str, str]:
+    """path -> mode of every entry of the image's one layer, as ENGINE exports a created container."""
+    name = f"tinyapi-podman-test-{uuid.uuid4().hex[:12]}"
+    subprocess.run([engine, "create", "--name", name, image], check=True, capture_output=True)
+    try:
+        tar = subprocess.run([engine, "export", name], check=True, capture_output=True).stdout
+    finally:
+        subprocess.run([engine, "rm", "-f", name], capture_output=True)
+    files = {}
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        for member in archive:
+            path = member.name.strip("/").removeprefix("./")
+            if path.split("/")[0] in IMAGE_TOP and path not in ENGINE_ADDS:
+                files[path] = oct(member.mode & 0o7777)
+    return files
+
+
+def image_config(engine: str, ref: str) -> dict:
+    return json.loads(subprocess.run([engine, "image", "inspect", "-f", "{{json .Config}}", ref],
+                                     check=True, capture_output=True, text=True).stdout)
+
+
+def test_make_image_engine_podman_builds_what_docker_builds(podman_ready, image):
+    name = f"tinyapi-podman-test-{uuid.uuid4().hex[:12]}"
+    built = subprocess.run(["make", "--no-print-directory", "image", "ENGINE=podman", f"IMAGE_NAME={name}"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=900)
+    try:
+        assert built.returncode == 0, (built.stdout + built.stderr)[-4000:]
+        podman_config = image_config("podman", f"localhost/{name}:latest")
+        docker_config = image_config("docker", image)
+        podman_config["Labels"].pop("io.buildah.version")  # the one thing buildah adds
+        for key in ("User", "Entrypoint", "ExposedPorts", "Env", "Labels"):
+            assert podman_config.get(key) == docker_config.get(key), key
+        assert files_of("podman", f"localhost/{name}:latest") == files_of("docker", image)
+    finally:
+        from tinyapi import __version__
+        podman("rmi", f"localhost/{name}:latest", f"localhost/{name}:{__version__}", check=False)
+
+
+# --- rootless -----------------------------------------------------------------------------------
+
+def test_rootless_serves_as_an_unprivileged_host_user(rootless, rootless_user):
+    c = rootless(host_network=True)
+    c.wait_ready()
+    assert c.get("/alwaysok").body == b'{ "status": "OK" }'
+    procs = c.processes()
+    assert {inside for inside, _, _ in procs} == {"65532"}, procs
+    # 65532 in the container is a subordinate id of the user on the host: neither root nor 65532.
+    # (The user's own uid is the container's 0; its subordinate ids from `first` are 1, 2, ...)
+    first, _count = subordinate_ids("/etc/subuid", rootless_user)
+    assert {os.stat(f"/proc/{pid}").st_uid for _, _, pid in procs} == {first + 65532 - 1}
+
+
+def test_rootless_panic_exits_1(rootless):
+    c = rootless(host_network=True)
+    c.wait_ready()
+    assert_panic_exits_1(c)
