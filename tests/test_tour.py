@@ -25,7 +25,7 @@ TOUR = ROOT / "docker" / "tour"
 CLAIMS = {
     1: r"=> /bin/tinyapi loads no library from anywhere: one static executable",
     2: r"=> \d+\.\d\d MB, \d+\.\d\dx the Go original; smaller than \d+ of the article's 13 base images",
-    3: r"=> a container starts as fast as its process: \d+\.\d\d s to the first answer",
+    3: r"=> up and answering \d+\.\d\d s after `docker run`: no system boots, a process starts",
     4: r"=> the same \d+ PIDs, the same command lines: ordinary processes of this kernel; "
        r"the container's PID 1 is host PID \d+",
     5: r"=> the image's \d+ files \(in \d+ directories\) and the engine's \d+ additions: nothing else",
