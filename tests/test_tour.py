@@ -15,7 +15,10 @@ import time
 
 import pytest
 
-from conftest import IMAGE_NAME, IS_ROOT, ROOT, docker, free_port, unavailable
+from harness.docker import docker
+from harness.http import free_port, port_free
+from harness.paths import IMAGE_NAME, ROOT
+from harness.testing import IS_ROOT, unavailable
 
 PYTHON = ROOT / ".venv" / "bin" / "python"
 TOUR = ROOT / "docker" / "tour"
@@ -43,16 +46,6 @@ def engine(image):
     if not IS_ROOT:
         unavailable("the tour's every step needs root (run: sudo make test)")
     return image
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def tour_containers(name: str = IMAGE_NAME) -> list[str]:
