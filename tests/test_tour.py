@@ -12,6 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -141,19 +142,29 @@ def test_a_step_that_sees_something_else_stops_the_tour_and_it_still_cleans_up(e
 
 def test_as_a_non_root_user_the_steps_it_cannot_see_are_skipped_not_failed(engine):
     # A member of the docker group, as many presenters are: it cannot read another uid's
-    # /proc/<pid>/root or signal its processes; everything else runs. The venv's interpreter
-    # may live under root's home: Debian's python3 (3.11) reads the repository directly.
+    # /proc/<pid>/root or signal its processes; everything else runs. The venv and the
+    # checkout may be under root's home (0700): Debian's python3 (3.11) runs a copy of the
+    # tour and of what it imports, in a directory that user can read.
     python = shutil.which("python3", path="/usr/bin")
     group = subprocess.run(["getent", "group", "docker"], capture_output=True, text=True).stdout.split(":")
     if not python or len(group) < 3 or not shutil.which("setpriv"):
         unavailable("a docker group, /usr/bin/python3 and setpriv (apt-get install docker.io python3 util-linux)")
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="tour-home-") as home:  # /tmp: pytest's tmp_path is 0700 root's
-        os.chown(home, 65534, 65534)
+    with tempfile.TemporaryDirectory(prefix="tour-nonroot-") as tmp:  # pytest's tmp_path is 0700
+        copy = Path(tmp)
+        shutil.copytree(ROOT / "harness", copy / "harness", ignore=shutil.ignore_patterns("__pycache__"))
+        (copy / "bench").mkdir()
+        for module in ("__init__.py", "article.py"):
+            shutil.copy(ROOT / "bench" / module, copy / "bench" / module)
+        (copy / "docker").mkdir()
+        shutil.copy(TOUR, copy / "docker" / "tour")
+        (copy / "home").mkdir()
+        os.chown(copy / "home", 65534, 65534)
+        os.chmod(copy, 0o755)
         done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", f"--groups={group[2]}",
-                               "env", f"HOME={home}", f"PYTHONPATH={ROOT}", python, "-P", str(TOUR),
-                               "--image", IMAGE_NAME, "--port", str(port)],
-                              cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+                               "env", f"HOME={copy / 'home'}", f"PYTHONPATH={copy}", python, "-P",
+                               str(copy / "docker" / "tour"), "--image", IMAGE_NAME, "--port", str(port)],
+                              cwd=copy, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     skipped = re.findall(r"^\[(\d+)/10\].*\nskipped: a non-root user cannot", out, re.M)
