@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.docker import docker
-from harness.http import free_port, port_free
+from harness.http import free_port, poll, port_free
 from harness.paths import IMAGE_NAME, ROOT
 from harness.testing import IS_ROOT, unavailable
 
@@ -211,4 +211,24 @@ def test_on_a_terminal_enter_paces_it_and_ctrl_c_still_cleans_up(engine):
             proc.wait()
         os.close(controller)
     assert b"tour: interrupted" in seen
+    assert_clean(port)
+
+
+def test_a_sigterm_mid_step_still_cleans_up(engine):
+    # Not at a prompt: while a step runs, with its container up (a closed terminal sends HUP,
+    # a CI timeout TERM; both end the tour through the same cleanup).
+    port = free_port()
+    proc = subprocess.Popen([str(PYTHON), "-P", str(TOUR), "--image", IMAGE_NAME, "--port", str(port)],
+                            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        poll(lambda: f"tour-{IMAGE_NAME}" in tour_containers(), timeout=60, what="the tour's container")
+        proc.terminate()
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, out
+    assert "tour: interrupted" in out and "[10/10] cleanup" in out
     assert_clean(port)
