@@ -196,7 +196,9 @@ def test_on_a_terminal_enter_paces_it_and_ctrl_c_still_cleans_up(engine):
     try:
         for step in (1, 2, 3):
             read_until(b"[Enter: next step]")
-            assert f"[{step + 1}/10]".encode() not in seen  # it waits for the presenter
+            # It waits for the presenter: half a second of silence, and no next step.
+            assert select.select([controller], [], [], 0.5)[0] == []
+            assert f"[{step + 1}/10]".encode() not in seen
             if step < 3:
                 os.write(controller, b"\n")
                 seen = seen.replace(b"[Enter: next step]", b"", 1)
