@@ -21,6 +21,8 @@ from harness.http import free_port, poll, port_free
 from harness.paths import IMAGE_NAME, ROOT
 from harness.testing import IS_ROOT, unavailable
 
+pytestmark = [pytest.mark.docker, pytest.mark.root]
+
 PYTHON = ROOT / ".venv" / "bin" / "python"
 TOUR = ROOT / "docker" / "tour"
 
