@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: help venv lock setup serve run test test-quick binary binary-in-docker sbom image inspect verify-reproducible bench bench-quick soak demo-swarm
+.PHONY: help venv lock setup serve run test test-quick binary binary-in-docker sbom image inspect verify-reproducible tour bench bench-quick soak demo-swarm
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ inspect: image ## print every file of the image, its user, entrypoint, bundled l
 
 verify-reproducible: ## build HEAD twice in new clones and venvs; the binary and image layers must match
 	docker/verify-reproducible
+
+tour: venv ## "a container is just a process", live and checked, on IMAGE_NAME (PORT=8080, TOUR_ARGS=--no-pause)
+	$(PY) -P docker/tour --image $(IMAGE_NAME) --port $(or $(PORT),8080) $(TOUR_ARGS)
 
 # --- the benchmarks: bench/ -----------------------------------------------------------------------
 bench: venv ## measure size, start-up, memory, throughput, build time (~6 min) -> bench/results/latest.md

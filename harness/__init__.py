@@ -4,7 +4,7 @@ binary (build/tinyapi.spec freezes the tinyapi package only).
 
   paths     where things are: the repository, dist/tinyapi, the image's name
   epoch     the build's time (SOURCE_DATE_EPOCH), by build/source-date-epoch's rule
-  http      a free loopback port, one plain HTTP request, polling
+  http      a free loopback port (or whether one is), one plain HTTP request, polling
   serve     start tinyapi and wait for its first 200; stop it and everything it forked
   emptyroot the binary run as a FROM scratch image runs it: a root holding only it
   docker    `docker ...`, and the files of an image (export of a created container)

@@ -14,6 +14,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on host:port now. SO_REUSEADDR, as servers bind: the
+    TIME_WAIT of connections just closed does not hold a port, only a listener does."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 @dataclass
 class Answer:
     status: int
