@@ -24,7 +24,7 @@ lock: ## re-pin requirements.lock from pyproject.toml (needs uv)
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 lint: venv ## ruff over the tree, as configured in pyproject.toml
-	$(VENV)/bin/ruff check .
+	$(PY) -m ruff check .
 
 # --- the docs: docs/ ------------------------------------------------------------------------------
 docs: venv ## regenerate the reference tables of docs/ that come from code (config keys, image files ...)

@@ -21,7 +21,6 @@ from harness.paths import BINARY, IMAGE, IMAGE_NAME, ROOT
 from harness.serve import Process, server_env, source_command
 from harness.testing import IS_ROOT, unavailable
 
-
 # A fixture that needs something make test-quick leaves out, and the marker that says so.
 NEEDS = {"image": "docker", "binary": "slow"}
 
