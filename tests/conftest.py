@@ -27,7 +27,8 @@ NEEDS = {"image": "docker", "binary": "slow"}
 
 def pytest_collection_modifyitems(items):
     """A test that uses the image or the binary (even through another fixture) must say so
-    with its marker: else `make test-quick` would build them."""
+    with its marker: else `make test-quick` would build them. (A fixture that asks for them
+    with request.getfixturevalue escapes this check: mark its params.)"""
     for item in items:
         for fixture, marker in NEEDS.items():
             if fixture in item.fixturenames and item.get_closest_marker(marker) is None:
