@@ -91,7 +91,7 @@ def main(argv=None) -> int:
         commit = run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]).stdout.strip()
         dirty = bool(run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"]).stdout.strip())
         results = {
-            "when": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "when": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "commit": commit, "dirty": dirty, "machine": machine(),
             "settings": {"runs": args.runs, "quick": args.quick, "wrk_seconds": duration,
                          "clean_build_runs": clean_runs, "sections": sorted(sections)},

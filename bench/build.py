@@ -11,7 +11,6 @@ import time
 from bench.lib import BINARY, REPO, BenchError, run, say, stats
 from harness.epoch import source_date_epoch
 
-
 BUILD_INPUTS = ["Makefile", "pyproject.toml", "requirements.lock", "build/build.py",
                 "build/source-date-epoch", "build/tinyapi.spec"]
 

@@ -14,7 +14,6 @@ import tempfile
 from bench.lib import BINARY, LABEL, run, say
 from harness.docker import export_image
 
-
 XZ_FILTERS = [{"id": lzma.FILTER_X86}, {"id": lzma.FILTER_LZMA2, "preset": 6}]  # staticx's
 
 

@@ -11,8 +11,18 @@ import subprocess
 import tempfile
 import time
 
-from bench.lib import (BASELINE_IMAGE, BINARY, build_baseline_image, container, host_commands,
-                       interleaved, run, say, stats, time_to_200)
+from bench.lib import (
+    BASELINE_IMAGE,
+    BINARY,
+    build_baseline_image,
+    container,
+    host_commands,
+    interleaved,
+    run,
+    say,
+    stats,
+    time_to_200,
+)
 
 
 def archive_files(scratch: str) -> dict:

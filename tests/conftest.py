@@ -21,14 +21,14 @@ from harness.paths import BINARY, IMAGE, IMAGE_NAME, ROOT
 from harness.serve import Process, server_env, source_command
 from harness.testing import IS_ROOT, unavailable
 
-
 # A fixture that needs something make test-quick leaves out, and the marker that says so.
 NEEDS = {"image": "docker", "binary": "slow"}
 
 
 def pytest_collection_modifyitems(items):
     """A test that uses the image or the binary (even through another fixture) must say so
-    with its marker: else `make test-quick` would build them."""
+    with its marker: else `make test-quick` would build them. (A fixture that asks for them
+    with request.getfixturevalue escapes this check: mark its params.)"""
     for item in items:
         for fixture, marker in NEEDS.items():
             if fixture in item.fixturenames and item.get_closest_marker(marker) is None:

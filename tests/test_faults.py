@@ -154,33 +154,32 @@ def assert_crashed(server, message: str) -> None:
     poll(lambda: not server.group_alive(), 2, what="no process left")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("run", range(RUNS))
-def test_panic_under_load_exits_1_and_leaves_nothing(start_server, run):
+@pytest.fixture
+def loaded_server(start_server):
+    """A server from source under Load, the load stopped at teardown."""
     server = start_server()
     load = Load(server.port)
-    try:
-        with pytest.raises(OSError):  # no answer, as the original
-            server.get("/panic")
-        assert_crashed(server, "RoutePanic invoked. Exiting")
-    finally:
-        load.stop()
+    yield server
+    load.stop()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("run", range(RUNS))
-def test_chaosmonkey_under_load_exits_1_and_leaves_nothing(start_server, run):
-    server = start_server()
-    load = Load(server.port)
-    try:
-        for _ in range(300):  # a roll above 90 is 9 in 100: 300 survivals are ~1e-12
-            try:
-                assert server.get("/chaosmonkey").status == 200
-            except (OSError, http.client.HTTPException):
-                break
-        assert_crashed(server, "enough chaos. Exiting")
-    finally:
-        load.stop()
+def test_panic_under_load_exits_1_and_leaves_nothing(loaded_server, run):
+    with pytest.raises(OSError):  # no answer, as the original
+        loaded_server.get("/panic")
+    assert_crashed(loaded_server, "RoutePanic invoked. Exiting")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run", range(RUNS))
+def test_chaosmonkey_under_load_exits_1_and_leaves_nothing(loaded_server, run):
+    for _ in range(300):  # a roll above 90 is 9 in 100: 300 survivals are ~1e-12
+        try:
+            assert loaded_server.get("/chaosmonkey").status == 200
+        except (OSError, http.client.HTTPException):
+            break
+    assert_crashed(loaded_server, "enough chaos. Exiting")
 
 
 def in_event_loop(pid: int) -> bool:
@@ -190,16 +189,12 @@ def in_event_loop(pid: int) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("run", range(RUNS))
-def test_ctrl_c_under_load_exits_0_promptly(start_server, run):
+def test_ctrl_c_under_load_exits_0_promptly(loaded_server, run):
     # SIGINT to the whole process group, as a terminal's Ctrl-C: a quick stop for every process.
-    server = start_server()
-    load = Load(server.port)
-    try:
-        # A worker still booting misses the signal (it has the master's handlers) and holds
-        # the exit until the master kills it: a gunicorn matter, and not this test's.
-        poll(lambda: all(in_event_loop(pid) for pid in new_workers(server)), 5, what="workers up")
-        os.killpg(server.proc.pid, signal.SIGINT)
-        assert exit_status(server, 3) == 0  # well before graceful_timeout, as assert_crashed
-        poll(lambda: not server.group_alive(), 2, what="no process left")
-    finally:
-        load.stop()
+    server = loaded_server
+    # A worker still booting misses the signal (it has the master's handlers) and holds the
+    # exit until the master kills it: a gunicorn matter, and not this test's.
+    poll(lambda: all(in_event_loop(pid) for pid in new_workers(server)), 5, what="workers up")
+    os.killpg(server.proc.pid, signal.SIGINT)
+    assert exit_status(server, 3) == 0  # well before graceful_timeout, as assert_crashed
+    poll(lambda: not server.group_alive(), 2, what="no process left")

@@ -276,7 +276,7 @@ class Container:
         docker("run", "-d", "--name", self.name, "-p", f"127.0.0.1:{self.port}:8080",
                "-e", "TINYAPI_CHAOS_ENABLED=false", image)
 
-    def wait_ready(self) -> "Container":
+    def wait_ready(self) -> Container:
         wait_for_200(self.port, timeout=30, interval=0.05,
                      alive=lambda: container_running(self.name))
         return self
@@ -285,7 +285,11 @@ class Container:
         docker("rm", "-f", self.name, check=False)
 
 
-@pytest.fixture(scope="module", params=["source", "binary", "image"])
+@pytest.fixture(scope="module", params=[
+    "source",
+    pytest.param("binary", marks=pytest.mark.slow),  # builds dist/tinyapi when it is stale
+    pytest.param("image", marks=pytest.mark.docker),
+])
 def server_port(request, tmp_path_factory):
     """The port of a running tinyapi: from source, the frozen binary, or the image."""
     kind = request.param

@@ -268,7 +268,7 @@ def test_image_holds_exactly_what_the_dockerfile_puts_there(image):
 def test_nothing_in_the_image_is_writable_but_tmp(image):
     """Every entry belongs to root and only /tmp is writable by anyone else: the container's
     user (65532, or any --user but 0) can write nowhere but /tmp."""
-    for path, (kind, mode, uid, gid, _) in exported_files(image).items():
+    for path, (_kind, mode, uid, gid, _) in exported_files(image).items():
         assert (uid, gid) == (0, 0), path
         if path != "tmp":
             assert mode & 0o022 == 0, f"{path} is writable by group or others: {oct(mode)}"

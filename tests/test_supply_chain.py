@@ -13,6 +13,7 @@ import pytest
 import tinyapi
 from harness.paths import ROOT as REPO
 from harness.paths import SBOM
+
 SHARED_OBJECT = re.compile(r"\.so(\.\d+)*$")
 
 
