@@ -193,7 +193,7 @@ def test_on_a_terminal_enter_paces_it_and_ctrl_c_still_cleans_up(engine):
             try:
                 seen += os.read(controller, 65536)
             except OSError:  # EIO: the tour has exited and closed the terminal
-                assert False, f"the tour ended before {marker!r}:\n{seen.decode(errors='replace')}"
+                raise AssertionError(f"the tour ended before {marker!r}:\n{seen.decode(errors='replace')}") from None
 
     try:
         for step in (1, 2, 3):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Callable
 from urllib.parse import quote
 
 from flask import Flask, Response, g, request

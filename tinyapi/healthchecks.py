@@ -195,8 +195,8 @@ def run_all(targets: list[tuple[str, str]], timeout: float, ca_file: str = "") -
     deadline = time.monotonic() + timeout + 0.5
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
-    for thread, cutter in zip(threads, cutters):
+    for thread, cutter in zip(threads, cutters, strict=True):
         if thread.is_alive():
             cutter.cut()
     return [result or Result(name, STATUS_FAILED, False, started, f"GET {url}: timed out after {timeout:g}s")
-            for result, (name, url) in zip(results, targets)]
+            for result, (name, url) in zip(results, targets, strict=True)]

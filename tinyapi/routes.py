@@ -4,8 +4,8 @@ The name is what the access log prints for a request that matched the route: the
 names, `Route` prefix and all."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from tinyapi import handlers
 

@@ -43,10 +43,19 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
-from gunicorn.http.errors import (ConfigurationProblem, ExpectationFailed, InvalidHeader,
-                                  InvalidHeaderName, InvalidHTTPVersion, InvalidResponseHeader,
-                                  InvalidResponseHeaderName, LimitRequestHeaders, LimitRequestLine,
-                                  ParseException, UnsupportedTransferCoding)
+from gunicorn.http.errors import (
+    ConfigurationProblem,
+    ExpectationFailed,
+    InvalidHeader,
+    InvalidHeaderName,
+    InvalidHTTPVersion,
+    InvalidResponseHeader,
+    InvalidResponseHeaderName,
+    LimitRequestHeaders,
+    LimitRequestLine,
+    ParseException,
+    UnsupportedTransferCoding,
+)
 from gunicorn.http2 import negotiation
 from gunicorn.workers import gthread
 
