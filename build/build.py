@@ -248,9 +248,12 @@ def apply_patches(tree, version):
         proc = subprocess.run(['patch', '-p1', '--batch', '--forward', '--no-backup-if-mismatch',
                                '-s', '-d', tree, '-i', patch], capture_output=True, text=True)
         if proc.returncode != 0:
+            # patch's own first line ("1 out of 5 hunks FAILED"), without its .rej file name:
+            # the tree is a temporary one.
             first = (proc.stdout + proc.stderr).strip().splitlines()[:1]
-            raise BuildError(f'{os.path.relpath(patch, REPO)} no longer applies to staticx {version}'
-                             + (f': {first[0]}' if first else ''))
+            why = first[0].split(' -- saving rejects')[0] if first else f'patch exited {proc.returncode}'
+            shown = os.path.relpath(patch, REPO) if patch.startswith(REPO + os.sep) else patch
+            raise BuildError(f'{shown} no longer applies to staticx {version}: {why}')
 
 
 def unpack(sdist, dest):
