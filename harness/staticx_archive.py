@@ -76,9 +76,3 @@ def open_archive(binary: str) -> Iterator[tarfile.TarFile]:
     with tarfile.open(fileobj=io.BytesIO(tar_bytes(binary)), mode="r:", format=tarfile.GNU_FORMAT) as tar:
         yield tar
 
-
-def extract(binary: str, dest: str) -> None:
-    """Unpack the whole archive into dest, as the bootloader does (no ELF patching)."""
-    with open_archive(binary) as tar:
-        # Extraction filters came in Python 3.11.4 (Debian 12 has 3.11.2).
-        tar.extractall(dest, **({"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}))
