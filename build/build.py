@@ -29,15 +29,11 @@ import hashlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from importlib.util import find_spec
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,8 +55,6 @@ BOOTLOADER = os.path.join(BOOTLOADER_DIR, 'bootloader')
 # staticx's archive: zstd at this level and window (bench/README.md has the measurements).
 ZSTD_LEVEL = 19
 ZSTD_WINDOW_LOG = 24
-# The image runs the binary as a non-root user: so does verify.
-NOBODY = '65534:65534'
 
 
 class BuildError(Exception):
@@ -194,11 +188,12 @@ def collect(env, verify=True):
 
 # --- the bootloader: staticx's, patched ---------------------------------------
 
-def patch_series():
-    """build/patches/staticx/*.patch, in the order they apply."""
-    if not os.path.isdir(PATCHES):
+def patch_series(directory=None):
+    """build/patches/staticx/*.patch (or directory's), in the order they apply."""
+    directory = directory or PATCHES
+    if not os.path.isdir(directory):
         return []
-    return sorted(os.path.join(PATCHES, f) for f in os.listdir(PATCHES) if f.endswith('.patch'))
+    return sorted(os.path.join(directory, f) for f in os.listdir(directory) if f.endswith('.patch'))
 
 
 def pinned_sources():
@@ -242,9 +237,9 @@ def fetch_sources(dest, env):
     return paths
 
 
-def apply_patches(tree, version):
+def apply_patches(tree, version, patches=None):
     """Apply the series to the staticx source tree; one clear line when a patch no longer applies."""
-    for patch in patch_series():
+    for patch in patch_series(patches):
         proc = subprocess.run(['patch', '-p1', '--batch', '--forward', '--no-backup-if-mismatch',
                                '-s', '-d', tree, '-i', patch], capture_output=True, text=True)
         if proc.returncode != 0:
@@ -265,13 +260,13 @@ def unpack(sdist, dest):
     return os.path.join(dest, top)
 
 
-def patched_tree(scratch, env):
+def patched_tree(scratch, env, patches=None):
     """The staticx sdist, unpacked in scratch and patched, with zstd's single-file library in
     libzstd/: the tree the bootloader is compiled from."""
     sdists = fetch_sources(os.path.join(BOOTLOADER_DIR, 'sources'), env)
     version = pinned_sources()['staticx'][0]
     tree = unpack(sdists['staticx'], os.path.join(scratch, 'staticx'))
-    apply_patches(tree, version)
+    apply_patches(tree, version, patches)
     zstd = os.path.join(unpack(sdists['zstandard'], os.path.join(scratch, 'zstandard')), 'zstd')
     for name in ('zstd.c', 'zstd.h', 'zstd_errors.h'):
         shutil.copy(os.path.join(zstd, name), os.path.join(tree, 'libzstd', name))
@@ -355,12 +350,12 @@ def bootloader(env):
     print(f'    {os.path.relpath(BOOTLOADER, REPO)}: {os.path.getsize(BOOTLOADER):,} bytes', flush=True)
 
 
-def check_patches(env):
+def check_patches(env, patches=None):
     """Apply the series to a fresh copy of the pinned sdist (for tests and upgrades)."""
     with tempfile.TemporaryDirectory(prefix='tinyapi-patches-') as scratch:
-        _, version = patched_tree(scratch, env)
-    print(f'==> {len(patch_series())} patches of {os.path.relpath(PATCHES, REPO)}/ apply to '
-          f'staticx {version}', flush=True)
+        _, version = patched_tree(scratch, env, patches)
+    shown = os.path.relpath(patches or PATCHES, REPO)
+    print(f'==> {len(patch_series(patches))} patches of {shown}/ apply to staticx {version}', flush=True)
 
 
 def freeze(env):
@@ -478,122 +473,20 @@ def verify(env):
     ldd = subprocess.run(['ldd', BINARY], capture_output=True, text=True, env=env)
     if 'not a dynamic executable' not in ldd.stdout + ldd.stderr:
         raise BuildError(f'ldd {BINARY} says it is dynamic:\n{ldd.stdout}{ldd.stderr}')
-    with empty_root_server(BINARY) as server:
-        status, body = server.get('/alwaysok')
-    print(f'    GET /alwaysok -> {status} {body.strip()}', flush=True)
+    # The venv has harness (make venv installs it): the empty root the tests use too.
+    from harness.emptyroot import empty_root_server
+    from harness.serve import NotServing
+    try:
+        with empty_root_server(BINARY) as server:
+            answer = server.get('/alwaysok')
+    except NotServing as err:
+        raise BuildError(f'{os.path.relpath(BINARY, REPO)} does not serve in an empty root: {err}') from None
+    print(f'    GET /alwaysok -> {answer.status} {answer.text.strip()}', flush=True)
 
 
 def run(cmd, env, name=None):
     if subprocess.run(cmd, env=env).returncode != 0:
         raise BuildError(f'{name or " ".join(cmd)} failed (its output is above)')
-
-
-# --- running the binary in an empty root (also used by tests/test_binary.py) --
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """A started tinyapi: its process, port and log file."""
-
-    def __init__(self, proc, port, log_path):
-        self.proc, self.port, self.log_path = proc, port, log_path
-
-    def log(self):
-        with open(self.log_path, errors='replace') as f:
-            return f.read()
-
-    def get(self, path):
-        """(status, body) of GET path; an HTTP error status is returned too."""
-        url = f'http://127.0.0.1:{self.port}{path}'
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
-
-    def wait_ready(self, path='/alwaysok', timeout=30.0):
-        """Poll path until it answers 200; fail early if the process dies."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BuildError(f'tinyapi exited with {self.proc.returncode} before '
-                                 f'serving {path}; its output:\n{self.log()}')
-            try:
-                if self.get(path)[0] == 200:
-                    return
-            except OSError:
-                pass  # not listening yet
-            time.sleep(0.1)
-        raise BuildError(f'no 200 from {path} within {timeout:.0f} s; output:\n{self.log()}')
-
-
-def stop_group(proc, grace=5.0):
-    """End the process and everything it started (staticx, PyInstaller and
-    gunicorn each fork a child): they all share its process group."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-    proc.wait()
-
-
-@contextlib.contextmanager
-def started(cmd, env, log_dir, ready_path='/alwaysok', port=None):
-    """Start cmd in its own session, yield a ready Server, stop its group."""
-    log_path = os.path.join(log_dir, 'tinyapi.log')
-    with open(log_path, 'wb') as log:
-        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    server = Server(proc, port, log_path)
-    try:
-        if ready_path:
-            server.wait_ready(ready_path)
-        yield server
-    finally:
-        stop_group(proc)
-
-
-@contextlib.contextmanager
-def empty_root_server(binary, args=(), env=None, files=None, ready_path='/alwaysok'):
-    """Run binary as /tinyapi in a root holding only it, /tmp and /proc, like
-    a FROM scratch image: new mount and pid namespaces, chroot, uid 65534.
-    files maps extra absolute paths inside the root to their text.
-    Listens on a free loopback port unless env says otherwise."""
-    with tempfile.TemporaryDirectory(prefix='tinyapi-root-') as root:
-        os.chmod(root, 0o755)  # the unprivileged user must reach /tinyapi
-        shutil.copy(binary, os.path.join(root, 'tinyapi'))
-        os.chmod(os.path.join(root, 'tinyapi'), 0o755)
-        # PyInstaller and staticx both unpack to /tmp, which scratch lacks.
-        os.mkdir(os.path.join(root, 'tmp'))
-        os.chmod(os.path.join(root, 'tmp'), 0o1777)
-        os.mkdir(os.path.join(root, 'proc'))  # staticx reads /proc/self/exe
-        for path, text in (files or {}).items():
-            dest = os.path.join(root, path.lstrip('/'))
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            with open(dest, 'w') as f:
-                f.write(text)
-            os.chmod(dest, 0o644)
-        port = free_port()
-        child_env = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin',  # finds unshare/chroot
-                     'TINYAPI_SERVER_BIND_ADDRESS': '127.0.0.1',
-                     'TINYAPI_SERVER_BIND_PORT': str(port)}
-        child_env.update(env or {})
-        port = int(child_env.get('TINYAPI_SERVER_BIND_PORT', port))
-        proc_dir = os.path.join(root, 'proc')
-        cmd = ['unshare', '--mount', '--pid', '--fork', f'--mount-proc={proc_dir}',
-               'chroot', f'--userspec={NOBODY}', root, '/tinyapi', *args]
-        # The log lives outside the root: the service must not see it.
-        with tempfile.TemporaryDirectory(prefix='tinyapi-log-') as log_dir, \
-                started(cmd, child_env, log_dir, ready_path, port) as server:
-            yield server
 
 
 # --- main ------------------------------------------------------------------
@@ -635,12 +528,27 @@ def main(argv=None):
     p.add_argument('--force', action='store_true', help='rebuild even if the inputs are unchanged')
     p.add_argument('--check-patches', action='store_true',
                    help='only check that build/patches/staticx/ applies to the pinned staticx sdist')
+    p.add_argument('--patches', metavar='DIR', help='with --check-patches: check this series instead')
+    p.add_argument('--bundle', nargs=2, metavar=('PROGRAM', 'OUTPUT'),
+                   help='only bundle another dynamic PROGRAM into OUTPUT with the patched '
+                        'bootloader, as the staticx stage does (the tests use it)')
+    p.add_argument('--compression', choices=('zstd', 'xz', 'none'), default='zstd',
+                   help="with --bundle: the archive's compression (default zstd)")
     opts = p.parse_args(argv)
 
     started_at = time.monotonic()
     try:
         if opts.check_patches:
-            check_patches(build_env())
+            check_patches(build_env(), opts.patches and os.path.abspath(opts.patches))
+            return 0
+        if opts.bundle:
+            program, output = opts.bundle
+            if not os.path.isfile(program):
+                raise BuildError(f'{program}: no such file')
+            env = build_env()
+            with exclusive():
+                bootloader(env)
+            bundle(program, output, env, compression=opts.compression)
             return 0
         with exclusive():
             build(opts, build_env())
