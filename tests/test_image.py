@@ -225,8 +225,10 @@ def capabilities(c: Container) -> dict[str, str]:
 def test_no_process_in_the_container_has_capabilities(start, flags):
     c = start(*flags)
     c.wait_ready()
-    caps = capabilities(c)
-    assert len(caps) == 3  # the master and its two workers (test_processes_are_the_server_alone)
+    # The master and its two workers (test_processes_are_the_server_alone): the first 200 may
+    # come before the second worker is up.
+    caps = poll(lambda: found if len(found := capabilities(c)) == 3 else None, START_TIMEOUT,
+                what="the master and two workers")
     assert set(caps.values()) == {"0000000000000000"}, caps
 
 
