@@ -380,18 +380,19 @@ def staticx(env):
     print(f'    {os.path.relpath(BINARY, REPO)}: {os.path.getsize(BINARY):,} bytes', flush=True)
 
 
-def bundle(program, output, env, compression='zstd', bootloader_path=BOOTLOADER):
+def bundle(program, output, env, compression='zstd'):
     """staticx program -> output with our bootloader; compression zstd, xz (staticx's own) or
     none. A one-dir program (its _internal/ beside it) goes in whole."""
     # No --strip: the spec strips the libraries already.
-    run([sys.executable, '-c', STATICX_DRIVER, program, output, bootloader_path, compression,
+    run([sys.executable, '-c', STATICX_DRIVER, program, output, BOOTLOADER, compression,
          str(ZSTD_LEVEL), str(ZSTD_WINDOW_LOG)], env, name='staticx')
     # staticx writes 0700; the image runs the binary as a non-root user.
     os.chmod(output, 0o755)
 
 
 # staticx, run through its API with four changes, each by wrapping one of its functions
-# (staticx 0.14.2's names; the lock pins it, tests/test_binary.py builds with each):
+# (staticx 0.14.2's names: the lock pins it, and tests/test_binary.py checks each name is there
+# and builds with every compression):
 #  - the members of its tar archive stamped SOURCE_DATE_EPOCH, owned by 0:0, with modes that
 #    do not depend on the umask: it stores the mtime of the temporary copies it makes, which
 #    otherwise makes every build differ;

@@ -208,6 +208,23 @@ def test_a_patch_that_no_longer_applies_is_one_line_naming_it(tmp_path):
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
+def test_staticx_internals_the_build_leans_on_are_there():
+    """build.py's staticx driver wraps these staticx 0.14.2 names (a debt: a new staticx must
+    keep them, or the driver must change with it)."""
+    from importlib.metadata import version
+    import staticx.api
+    import staticx.elf
+    import staticx.utils
+    assert version("staticx") == "0.14.2"
+    for module, name in [(staticx.api, "copy_asset_to_tempfile"), (staticx.api, "run_hooks"),
+                         (staticx.api, "elf_add_section"), (staticx.api, "generate"),
+                         (staticx.elf, "get_shobj_deps"), (staticx.elf, "is_dynamic_elf"),
+                         (staticx.utils, "copy_fileobj_to_tempfile")]:
+        assert callable(getattr(module, name, None)), f"{module.__name__}.{name}"
+    assert callable(getattr(staticx.api.StaticxGenerator, "add_library", None))
+    assert "self.sxar = SxArchive(" in Path(staticx.api.__file__).read_text()  # an attribute
+
+
 SHELL = os.path.realpath("/bin/sh")  # a small dynamic program to bundle: dash
 
 
