@@ -198,27 +198,20 @@ def patch_series(directory=None):
 
 def pinned_sources():
     """{name: (version, sha256)} of build/bootloader-sources.txt."""
-    pins = {}
-    with open(BOOTLOADER_SOURCES) as f:
-        for line in f:
-            line = line.split('#', 1)[0].strip()
-            if not line:
-                continue
-            requirement, _, digest = line.partition(' --hash=sha256:')
-            name, _, version = requirement.partition('==')
-            if not (name and version and len(digest) == 64):
-                raise BuildError(f'{os.path.relpath(BOOTLOADER_SOURCES, REPO)}: '
-                                 f'not "name==version --hash=sha256:<64 hex>": {line}')
-            pins[name] = (version, digest)
-    return pins
+    from harness.pins import pinned_sources as read
+    try:
+        return read(BOOTLOADER_SOURCES)
+    except ValueError as err:
+        raise BuildError(str(err)) from None
 
 
 def fetch_sources(dest, env):
     """The pinned sdists in dest (downloaded once, checked by sha256 every time): {name: path}."""
+    from harness.pins import sdist_name
     os.makedirs(dest, exist_ok=True)
     paths, wanted = {}, []
     for name, (version, digest) in pinned_sources().items():
-        path = os.path.join(dest, f'{name}-{version}.tar.gz')
+        path = os.path.join(dest, sdist_name(name, version))
         paths[name] = path
         if not (os.path.exists(path) and file_hash(path) == digest):
             wanted.append(name)

@@ -35,13 +35,13 @@ import time
 import urllib.parse
 import uuid
 
-from harness import staticx_archive
+from harness import pins, staticx_archive
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(REPO, "dist", "pyinstaller", "work", "tinyapi")
 BINARY = os.path.join(REPO, "dist", "tinyapi")
 PATCHES = os.path.join(REPO, "build", "patches", "staticx")
-BOOTLOADER_SOURCES = os.path.join(REPO, "build", "bootloader-sources.txt")
+BOOTLOADER_SOURCES = str(pins.SOURCES)
 SDISTS = os.path.join(REPO, "dist", "bootloader", "sources")
 OUTPUT = BINARY + ".cdx.json"
 # Where staticx finds the libraries it bundles (it asks ldd; these are ldd's answers here).
@@ -298,12 +298,11 @@ def build_sbom(binary: str) -> dict:
 
 def pinned_sdist(name: str) -> tuple[str, str, str]:
     """(version, sha256, path in dist/bootloader/sources) of a bootloader source."""
-    with open(BOOTLOADER_SOURCES, encoding="utf-8") as handle:
-        for line in handle:
-            match = re.match(r"^([\w.-]+)==(\S+) --hash=sha256:([0-9a-f]{64})", line)
-            if match and match[1] == name:
-                return match[2], match[3], os.path.join(SDISTS, f"{name}-{match[2]}.tar.gz")
-    raise SbomError(f"{BOOTLOADER_SOURCES} pins no {name}")
+    try:
+        version, digest = pins.pinned_sources(BOOTLOADER_SOURCES)[name]
+    except (ValueError, KeyError) as err:
+        raise SbomError(f"{BOOTLOADER_SOURCES}: no pin for {name} ({err})") from None
+    return version, digest, os.path.join(SDISTS, pins.sdist_name(name, version))
 
 
 def staticx_pedigree(version: str) -> dict:
