@@ -3,7 +3,6 @@ or in a container timed to its first 200, and the preflight checks."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import shutil
@@ -119,6 +118,7 @@ def runtime_requirements() -> str:
     """The lines of requirements.lock for what the service itself needs (tinyapi's requirements
     without extras, and theirs), hashes included."""
     import importlib.metadata
+
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 

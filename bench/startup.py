@@ -10,9 +10,20 @@ import subprocess
 import tempfile
 import time
 
-from bench.lib import (BASELINE_IMAGE, BINARY, SOURCE_IMAGE, build_baseline_image,
-                       build_source_image, container, host_commands, interleaved, run, say, stats,
-                       time_to_200)
+from bench.lib import (
+    BASELINE_IMAGE,
+    BINARY,
+    SOURCE_IMAGE,
+    build_baseline_image,
+    build_source_image,
+    container,
+    host_commands,
+    interleaved,
+    run,
+    say,
+    stats,
+    time_to_200,
+)
 from harness import staticx_archive
 
 

@@ -224,7 +224,7 @@ def fetch_sources(dest, env):
         if proc.returncode != 0:
             raise BuildError(f'could not download the bootloader sources of '
                              f'{os.path.relpath(BOOTLOADER_SOURCES, REPO)}:\n{proc.stderr.strip()}')
-    for name, path in paths.items():
+    for path in paths.values():
         if not os.path.exists(path):
             raise BuildError(f'pip download gave no {os.path.basename(path)}')
     return paths

@@ -212,6 +212,7 @@ def test_staticx_internals_the_build_leans_on_are_there():
     """build.py's staticx driver wraps these staticx 0.14.2 names (a debt: a new staticx must
     keep them, or the driver must change with it)."""
     from importlib.metadata import version
+
     import staticx.api
     import staticx.elf
     import staticx.utils

@@ -276,7 +276,7 @@ class Load:
             except (OSError, http.client.HTTPException) as err:
                 self.failed.append(repr(err))
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         self._thread.start()
         return self
 
