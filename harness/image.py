@@ -23,7 +23,7 @@ class ImageFile:
 FILES = (
     ImageFile("bin", "dir", 0o755, "", ""),
     ImageFile("bin/tinyapi", "file", 0o755, "binary",
-              "the program: staticx's bootloader + the frozen server (Python, Flask, gunicorn, "
+              "the program: the kit's staticx bootloader + the frozen server (Python, Flask, gunicorn, "
               "glibc, OpenSSL inside); staticx writes it 0700"),
     ImageFile("etc", "dir", 0o755, "", ""),
     ImageFile("etc/tinyapi", "dir", 0o755, "", ""),
@@ -35,5 +35,5 @@ FILES = (
               "CA bundle for `/healthcheck`'s HTTPS (certifi's)"),
     ImageFile("sbom.cdx.json", "file", 0o644, "sbom", "the SBOM of `/bin/tinyapi` (make sbom)"),
     ImageFile("tmp", "dir", 0o1777, "",
-              "where staticx and PyInstaller unpack the program at every start"),
+              "where the program unpacks itself once, into /tmp/staticx-<uid>-<digest>, then runs from there"),
 )
