@@ -135,9 +135,13 @@ def read_stamp():
         return {}
 
 
-def write_stamp(inputs, verified):
+def write_stamp(inputs, verified, built_in=None):
+    """dist/tinyapi.inputs: the inputs that built dist/tinyapi, and whether it was verified.
+    This is its one writer (build/build-in-docker calls --stamp, with where it was built)."""
     stamp = {'inputs': inputs, 'binary': file_hash(BINARY), 'verified': verified,
              'python': sys.executable}
+    if built_in:
+        stamp['built_in'] = built_in
     with open(STAMP + '.tmp', 'w') as f:
         json.dump(stamp, f, indent=1)
     os.replace(STAMP + '.tmp', STAMP)
@@ -528,7 +532,23 @@ def main(argv=None):
                         'bootloader, as the staticx stage does (the tests use it)')
     p.add_argument('--compression', choices=('zstd', 'xz', 'none'), default='zstd',
                    help="with --bundle: the archive's compression (default zstd)")
+    p.add_argument('--inputs-hash', action='store_true',
+                   help="only print the hash of this tree's build inputs (build/build-in-docker)")
+    p.add_argument('--stamp', metavar='INPUTS',
+                   help='only record dist/tinyapi as built from inputs of hash INPUTS, elsewhere '
+                        '(build/build-in-docker), so that make binary takes it as up to date')
+    p.add_argument('--built-in', metavar='TEXT', help='with --stamp: where it was built')
     opts = p.parse_args(argv)
+
+    if opts.inputs_hash:
+        print(inputs_hash())
+        return 0
+    if opts.stamp:
+        if not os.path.isfile(BINARY):
+            print(f'build.py: {BINARY}: no such file', file=sys.stderr)
+            return 2
+        write_stamp(opts.stamp, verified=False, built_in=opts.built_in)
+        return 0
 
     started_at = time.monotonic()
     try:
