@@ -173,8 +173,9 @@ def test_tmp_is_an_exec_capable_memory_emptydir(pod, container):
     volumes = {v["name"]: v for v in pod["volumes"]}
     tmp = volumes[mounts["/tmp"]["name"]]
     assert tmp["emptyDir"]["medium"] == "Memory"
-    # ~29 MB are unpacked there at start (staticx + PyInstaller); in the memory limit.
-    assert 32 * 2**20 <= quantity(tmp["emptyDir"]["sizeLimit"]) <= quantity(
+    # 39.2 MB are unpacked there at start (staticx + PyInstaller), and a copy left by a
+    # SIGKILLed start outlives the restart: room for two; in the memory limit.
+    assert 2 * 39.3e6 <= quantity(tmp["emptyDir"]["sizeLimit"]) <= quantity(
         container["resources"]["limits"]["memory"])
 
 
