@@ -154,6 +154,7 @@ def demo_run(image, tmp_path):
     """demo_run(*args) -> (Popen, json path, stack); checks afterwards that all is cleaned up."""
     before = {"swarm": swarm_state(), "gwbridge": has_gwbridge()}
     stacks: list[str] = []
+    procs: list[subprocess.Popen] = []
 
     def start(*args: str) -> tuple[subprocess.Popen, Path, str]:
         stack = f"tinyapi-test-{uuid.uuid4().hex[:8]}"
@@ -163,9 +164,14 @@ def demo_run(image, tmp_path):
             [sys.executable, str(DEMO), "--stack", stack, "--image", image, "--json", str(out),
              "--within", str(RECOVERY_BOUND_S), *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        procs.append(proc)
         return proc, out, stack
 
     yield start
+    for proc in procs:  # a test that failed midway: let the demo clean up, as on Ctrl-C
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=120)
     for stack in stacks:
         left = leftovers(stack)
         if left:  # clean up for the next run, then fail
@@ -277,9 +283,10 @@ def test_demo_cleans_up_when_interrupted_with_the_server_stopped(demo_run):
             break
     else:
         pytest.fail("the demo ended before round 3:\n" + "".join(seen), pytrace=False)
-    assert all(process_state(pid) == "T" for pid in pids), "stopped"
+    states = {pid: process_state(pid) for pid in pids}  # read before the cleanup resumes them
     proc.send_signal(signal.SIGTERM)
     status, rest = finish(proc, timeout=120)
+    assert set(states.values()) == {"T"}, states  # the demo says so once they all are
     result = json.loads(out_json.read_text())
     assert status == 1 and result["error"] == "interrupted", "".join(seen) + rest
     assert "kill -CONT the processes round 3 stopped" in rest
