@@ -20,10 +20,8 @@ Needs root (cgroup files, /proc/<pid>/root) and Docker.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import tempfile

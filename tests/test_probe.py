@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -191,18 +190,18 @@ def test_probe_imports_neither_flask_nor_gunicorn(start_server):
     """What `tinyapi probe` loads, through the same entry point as the binary's."""
     server = start_server()
     code = (
-        "import runpy, sys\n"
+        "import json, runpy, sys\n"
         "sys.argv = ['tinyapi', 'probe']\n"
         "try:\n"
         "    runpy.run_module('tinyapi', run_name='__main__')\n"
         "except SystemExit as done:\n"
         "    print(done.code)\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules}))\n")
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=server_env(server.port), timeout=HANG_S)
     status, modules = proc.stdout.splitlines()
     assert status == "0", proc.stderr
-    loaded = set(eval(modules))
+    loaded = set(json.loads(modules))
     assert "tinyapi" in loaded and "http" in loaded                 # it did run
     assert not loaded & {"flask", "gunicorn", "werkzeug", "jinja2", "click"}, loaded
 
