@@ -68,11 +68,12 @@ def wait_200(port: int, path: str, started: float, alive=lambda: True, timeout=6
 # --- tinyapi on the host -------------------------------------------------------------------
 
 @contextlib.contextmanager
-def host_server(cmd: list[str], cwd: str, port: int | None = None):
-    """Start cmd (a tinyapi) in its own session; yield (process, port, start time)."""
+def host_server(cmd: list[str], cwd: str, port: int | None = None, env: dict | None = None):
+    """Start cmd (a tinyapi) in its own session, env on top of its environment; yield
+    (process, port, start time)."""
     port = port or free_port()
     started = time.monotonic()
-    server = Process(cmd, server_env(port), port, None, cwd=cwd)
+    server = Process(cmd, server_env(port, **(env or {})), port, None, cwd=cwd)
     try:
         yield server.proc, port, started
     finally:

@@ -14,7 +14,7 @@ Per probe of a serving server, the median of --runs runs:
           before (cgroup v1's max_usage, reset first: the probe's processes and its /tmp
           files); bytes in /tmp at the peak and left after (statvfs of the tmpfs, from the
           host through /proc/<pid>/root/tmp, sampled all along)
-Then the share of one core that probes every `interval` seconds cost, for the HEALTHCHECK's.
+Then the share of one core that a probe every HEALTHCHECK --interval (the Dockerfile's) costs.
 Needs root (cgroup files, /proc/<pid>/root) and Docker.
 """
 from __future__ import annotations
@@ -22,18 +22,17 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import statistics
 import subprocess
 import tempfile
 import threading
 import time
 
+from bench import lib
+from harness.paths import ROOT
+from harness.serve import server_env
+
 BUDGET = 0.02  # of one core, for all the probes together (issue 15)
-
-
-def _median(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "runs": values}
+DOCKERFILE = ROOT / "Dockerfile"
 
 
 class _PeakSampler:
@@ -89,39 +88,24 @@ def probe_host(binary: str, env: dict, tmpdir: str) -> dict:
         err.seek(0)
         message = err.read().decode(errors="replace").strip()
     if proc.returncode != 0:
-        raise RuntimeError(f"{binary} probe exited {proc.returncode}: {message}")
+        raise lib.BenchError(f"{binary} probe exited {proc.returncode}: {message}")
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
             "maxrss_bytes": usage.ru_maxrss * 1024, "tmp_peak_bytes": peak - before,
             "tmp_left_bytes": tree_bytes(tmpdir) - before}
 
 
-@contextlib.contextmanager
-def _tmpdir_env(tmpdir: str):
-    """TMPDIR=tmpdir in this process's environment, which the bench's servers inherit."""
-    saved = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = tmpdir
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ["TMPDIR"]
-        else:
-            os.environ["TMPDIR"] = saved
-
-
-def bench_host(binary: str, runs: int, lib) -> dict:
-    """lib: the bench's helpers (host_server, host_env, wait_200)."""
+def bench_host(runs: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="tinyapi-bench-probe-") as scratch:
         tmpdir = os.path.join(scratch, "tmp")
         os.mkdir(tmpdir)
-        with _tmpdir_env(tmpdir), lib.host_server([binary], scratch) as (_, port, started):
+        with lib.host_server([lib.BINARY], scratch, env={"TMPDIR": tmpdir}) as (_, port, started):
             lib.wait_200(port, "/alwaysok", started)
-            env = dict(lib.host_env(port), TMPDIR=tmpdir)
+            env = server_env(port, TMPDIR=tmpdir)
             server_bytes = tree_bytes(tmpdir)
-            probe_host(binary, env, tmpdir)  # a first one off the record: page cache
-            samples = [probe_host(binary, env, tmpdir) for _ in range(runs)]
+            probe_host(lib.BINARY, env, tmpdir)  # a first one off the record: page cache
+            samples = [probe_host(lib.BINARY, env, tmpdir) for _ in range(runs)]
     return {"server_tmp_bytes": server_bytes,
-            **{key: _median([s[key] for s in samples]) for key in samples[0]}}
+            **{key: lib.stats([s[key] for s in samples]) for key in samples[0]}}
 
 
 # --- the image -----------------------------------------------------------------------------------
@@ -187,7 +171,7 @@ def probe_image(cid: str, pid: int, cg: dict[str, str], engine: list[int]) -> di
     wall = time.perf_counter() - started
     peak = sampler.stop()
     if proc.returncode != 0:
-        raise RuntimeError(f"docker exec ... probe exited {proc.returncode}: {proc.stderr}")
+        raise lib.BenchError(f"docker exec ... probe exited {proc.returncode}: {proc.stderr}")
     out = {"wall_s": wall, "cpu_s": _container_cpu_s(cg) - cpu,
            "engine_cpu_s": _process_cpu_s(engine) - engine_cpu,
            "tmp_peak_bytes": peak - before, "tmp_left_bytes": tmpfs_used(tmp) - before}
@@ -197,8 +181,7 @@ def probe_image(cid: str, pid: int, cg: dict[str, str], engine: list[int]) -> di
     return out
 
 
-def bench_image(image: str, runs: int, lib) -> dict:
-    """lib: the bench's helpers (container)."""
+def bench_image(image: str, runs: int) -> dict:
     hardened = ["--read-only", "--tmpfs", "/tmp:rw,exec,nosuid,nodev,mode=1777",
                 "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--no-healthcheck"]
     with lib.container(*hardened, image) as (cid, _, _):
@@ -209,7 +192,7 @@ def bench_image(image: str, runs: int, lib) -> dict:
         probe_image(cid, pid, cg, engine)  # off the record
         samples = [probe_image(cid, pid, cg, engine) for _ in range(runs)]
     return {"server_tmp_bytes": server_bytes,
-            **{key: _median([s[key] for s in samples]) for key in samples[0]}}
+            **{key: lib.stats([s[key] for s in samples]) for key in samples[0]}}
 
 
 def healthcheck_share(image_result: dict, interval_s: float) -> dict:
@@ -220,40 +203,20 @@ def healthcheck_share(image_result: dict, interval_s: float) -> dict:
             "shortest_interval_within_budget_s": per_probe / BUDGET}
 
 
-def dockerfile_interval(dockerfile: str) -> float:
+def dockerfile_interval() -> float:
     """The HEALTHCHECK's --interval, in seconds, as the Dockerfile declares it."""
-    with open(dockerfile) as f:
-        text = f.read()
-    m = re.search(r"^HEALTHCHECK\b.*?--interval=(\d+)s", text, re.M)
+    m = re.search(r"^HEALTHCHECK\b.*?--interval=(\d+)s", DOCKERFILE.read_text(), re.M)
     if not m:
-        raise RuntimeError(f"{dockerfile}: no HEALTHCHECK --interval=<N>s")
+        raise lib.BenchError(f"{DOCKERFILE}: no HEALTHCHECK --interval=<N>s")
     return float(m.group(1))
 
 
-def to_markdown(r: dict) -> list[str]:
-    host, image, share = r["host"], r["image"], r["healthcheck"]
-
-    def ms(s):
-        return f"{s['median'] * 1000:.0f} ms ({s['min'] * 1000:.0f} - {s['max'] * 1000:.0f})"
-
-    def mb(s):
-        return f"{s['median'] / 1e6:.1f} MB"
-    return [
-        "## Health check: the cost of one `tinyapi probe`", "",
-        "| per probe | `dist/tinyapi probe` on the host | `docker exec … probe`, hardened run |",
-        "|---|---:|---:|",
-        f"| wall time | {ms(host['wall_s'])} | {ms(image['wall_s'])} |",
-        f"| CPU time: the probe (host); the container's cgroup (image) | {ms(host['cpu_s'])} | {ms(image['cpu_s'])} |",
-        f"| CPU time of the engine (dockerd, containerd, shim) | | {ms(image['engine_cpu_s'])} |",
-        f"| peak memory: largest process RSS (host); the container's, above idle (image) | "
-        f"{mb(host['maxrss_bytes'])} | {mb(image['memory_peak_bytes']) if 'memory_peak_bytes' in image else 'n/a'} |",
-        f"| bytes written to /tmp at the peak | {host['tmp_peak_bytes']['median']:,} | {image['tmp_peak_bytes']['median']:,} |",
-        f"| bytes left in /tmp after it ended | {host['tmp_left_bytes']['max']:,} | {image['tmp_left_bytes']['max']:,} |",
-        f"| the server's own copy in /tmp, for comparison | {host['server_tmp_bytes']:,} | {image['server_tmp_bytes']:,} |",
-        "",
-        f"At the image's `HEALTHCHECK --interval={share['interval_s']:.0f}s`, probes cost "
-        f"{share['cpu_per_probe_s'] * 1000:.0f} ms of CPU each (container + engine): "
-        f"**{share['share_of_one_core'] * 100:.2f} % of one core** (budget {BUDGET * 100:.0f} %; "
-        f"the shortest interval within it: {share['shortest_interval_within_budget_s']:.1f} s).",
-        "",
-    ]
+def bench_probe(results: dict, image: str, runs: int) -> None:
+    lib.say(f"probe: {runs} x `dist/tinyapi probe` beside a dist/tinyapi, then {runs} x "
+            f"`docker exec ... probe` in the hardened run of {image}")
+    r = {"host": bench_host(runs), "image": bench_image(image, runs)}
+    r["healthcheck"] = healthcheck_share(r["image"], dockerfile_interval())
+    results["probe"] = r
+    lib.say(f"  {r['healthcheck']['cpu_per_probe_s'] * 1000:.0f} ms CPU per probe: "
+            f"{r['healthcheck']['share_of_one_core'] * 100:.2f} % of one core every "
+            f"{r['healthcheck']['interval_s']:.0f} s")
