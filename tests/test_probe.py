@@ -26,8 +26,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import (IS_ROOT, ROOT, clean_env, docker, free_port, poll, server_env,
-                      source_command, unavailable)
+from harness.docker import docker
+from harness.http import free_port, poll
+from harness.paths import ROOT
+from harness.serve import clean_env, server_env, source_command
+from harness.testing import IS_ROOT, unavailable
 from tinyapi import config, probe
 
 # A bound for a subprocess that should end by itself in a few seconds: only a hang trips it.
@@ -217,6 +220,7 @@ def frozen(binary: Path):
     return lambda *args: [str(binary), *args]
 
 
+@pytest.mark.slow
 def test_frozen_probe_leaves_nothing_beside_a_frozen_server(binary, start_server, tmp_path):
     """The binary unpacks into TMPDIR at every start; a probe's copy must be gone when it ends,
     whether it made one of its own or used the server's."""
@@ -230,6 +234,7 @@ def test_frozen_probe_leaves_nothing_beside_a_frozen_server(binary, start_server
     assert tree(tmp) == before
 
 
+@pytest.mark.slow
 def test_frozen_probe_of_nothing_leaves_nothing(binary, tmp_path):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
@@ -307,6 +312,8 @@ def seconds(nanoseconds: int) -> float:
     return nanoseconds / 1e9
 
 
+@pytest.mark.docker
+@pytest.mark.slow
 def test_image_reports_healthy_within_its_start_period(container):
     c = container()
     hc = c.healthcheck()
@@ -319,6 +326,8 @@ def test_image_reports_healthy_within_its_start_period(container):
     assert "(healthy)" in status, status
 
 
+@pytest.mark.docker
+@pytest.mark.root
 def test_a_sigstopped_server_turns_unhealthy(container):
     """The server hangs without exiting (every process stopped from the host): the probe, a new
     process, is not stopped, finds no answer, and after `retries` failures Docker says so."""
@@ -347,6 +356,7 @@ def hardened(size: str) -> list[str]:
             "--tmpfs", f"/tmp:rw,exec,nosuid,nodev,mode=1777,size={size}"]
 
 
+@pytest.mark.docker
 def test_probes_fit_beside_the_server_in_the_tmp_the_stack_ships(container):
     """The real HEALTHCHECK's probes, one a second, in the hardened run whose /tmp is as small
     as the Swarm stack's: each probe's unpacking (or its reuse of the server's) fits."""
@@ -358,6 +368,8 @@ def test_probes_fit_beside_the_server_in_the_tmp_the_stack_ships(container):
     assert [entry["ExitCode"] for entry in log] == [0] * len(log), log
 
 
+@pytest.mark.docker
+@pytest.mark.root
 def test_probe_as_any_user_read_only_leaves_nothing_in_tmp(container):
     """Any non-root user, read-only root, /tmp a tmpfs with exec: once a probe has ended, /tmp
     holds what the server holds, file for file and byte for byte."""
