@@ -183,7 +183,7 @@ def probe_image(cid: str, pid: int, cg: dict[str, str], engine: list[int]) -> di
 
 def bench_image(image: str, runs: int) -> dict:
     hardened = ["--read-only", "--tmpfs", "/tmp:rw,exec,nosuid,nodev,mode=1777",
-                "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--no-healthcheck"]
+                "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
     with lib.container(*hardened, image) as (cid, _, _):
         pid = int(subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", cid],
                                  capture_output=True, text=True, check=True).stdout)
