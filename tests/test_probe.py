@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.docker import docker
+from harness.docker import docker, server_pids
 from harness.http import free_port, poll
 from harness.paths import ROOT
 from harness.serve import clean_env, server_env, source_command
@@ -283,12 +283,6 @@ class Container:
             raise AssertionError(f"{err}; health: {self.health()}") from None
         return self.health()
 
-    def server_pids(self) -> list[int]:
-        """Host PIDs of the server's processes: every process but a probe in flight."""
-        rows = docker("top", self.name, "-eo", "pid,args").stdout.splitlines()[1:]
-        return [int(pid) for pid, _, args in (r.strip().partition(" ") for r in rows)
-                if " probe" not in args]
-
     def tmp(self) -> Path:
         """The container's /tmp, seen from the host (needs root)."""
         return Path(f"/proc/{self.inspect('{{.State.Pid}}')}/root/tmp")
@@ -337,7 +331,7 @@ def test_a_sigstopped_server_turns_unhealthy(container):
                   "--health-start-period", "60s")
     hc = c.healthcheck()
     c.wait_health("healthy", timeout=seconds(hc["StartPeriod"]))
-    pids = c.server_pids()
+    pids = server_pids(c.name)
     assert len(pids) >= 3, pids  # the master and its two workers, at least
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)

@@ -243,7 +243,8 @@ def test_demo_swarm_replaces_the_task_after_panic_chaosmonkey_and_a_hang(demo_ru
     # The timeline a learner reads.
     for line in ("GET /panic sent", "exited (exit code 1)", "GET /alwaysok 200 again",
                  '"task: non-zero exit (1)"', "kill -STOP ", "unhealthy, ",
-                 "unhealthy container", "kill -CONT", "docker stack rm " + stack):
+                 "unhealthy container", "kill -CONT: none of the processes round 3 stopped",
+                 "docker stack rm " + stack):
         assert line in out, line
     # The demo's swarm-made-here bookkeeping agrees with what the fixture saw.
     assert ("docker swarm leave --force" in out) == result["swarm_created"]
@@ -289,7 +290,7 @@ def test_demo_cleans_up_when_interrupted_with_the_server_stopped(demo_run):
     assert set(states.values()) == {"T"}, states  # the demo says so once they all are
     result = json.loads(out_json.read_text())
     assert status == 1 and result["error"] == "interrupted", "".join(seen) + rest
-    assert "kill -CONT the processes round 3 stopped" in rest
+    assert f"kill -CONT {' '.join(map(str, pids))} (stopped in round 3)" in rest
     assert not [pid for pid in pids if process_state(pid) == "T"], "still stopped"
 
 
