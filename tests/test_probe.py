@@ -148,7 +148,7 @@ def test_bad_usage_is_one_line_and_exit_2(args, says):
     assert line.startswith("tinyapi probe: error: ") and says in line, line
 
 
-def test_a_bad_config_is_one_line_and_exit_2(tmp_path):
+def test_a_bad_config_is_one_line_and_exit_2():
     proc = run_probe(env=clean_env(TINYAPI_SERVER_BIND_PORT="99999"))
     assert proc.returncode == 2
     assert one_line(proc) == ("tinyapi probe: error: environment variable "
