@@ -172,6 +172,7 @@ def demo_run(image, tmp_path):
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=120)
+    left_behind = {}
     for stack in stacks:
         left = leftovers(stack)
         if left:  # clean up for the next run, then fail
@@ -180,10 +181,15 @@ def demo_run(image, tmp_path):
             time.sleep(5)
             for volume in left.get("volumes", []):
                 docker("volume", "rm", "-f", volume)
-        assert not left, f"the demo left {left} behind"
+            left_behind[stack] = left
+    # Put the swarm back as it was before failing on anything: a swarm left active here would
+    # make every later run "already a swarm manager".
     after = {"swarm": swarm_state(), "gwbridge": has_gwbridge()}
     if before["swarm"] == "inactive" and after["swarm"] != "inactive":
         docker("swarm", "leave", "--force")
+    if not before["gwbridge"] and has_gwbridge():
+        docker("network", "rm", "docker_gwbridge")
+    assert not left_behind, f"the demo left {left_behind} behind"
     assert after == before, "the demo must leave the swarm as it found it"
 
 
