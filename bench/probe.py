@@ -60,7 +60,7 @@ class _PeakSampler:
 
 def tree_bytes(path: str) -> int:
     total = 0
-    for root, dirs, files in os.walk(path):
+    for root, _, files in os.walk(path):
         for name in files:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(root, name)).st_size

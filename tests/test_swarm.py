@@ -97,7 +97,8 @@ def test_stack_declares_the_images_healthcheck(service):
     """The same probe with the same settings; only the interval may be shortened, by the demo
     (TINYAPI_HEALTH_INTERVAL)."""
     hc = dict(service["healthcheck"])
-    assert hc.pop("interval") == "${TINYAPI_HEALTH_INTERVAL:-%s}" % image_healthcheck()["interval"]
+    default = image_healthcheck()["interval"]
+    assert hc.pop("interval") == f"${{TINYAPI_HEALTH_INTERVAL:-{default}}}"
     expected = image_healthcheck()
     del expected["interval"]
     assert hc == expected

@@ -68,7 +68,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             parser.error(f"URL must be http://HOST[:PORT][/PATH] or https://..., got {args.url!r}")
         try:
-            parts.port
+            _ = parts.port  # urllib checks the port only when asked
         except ValueError:
             parser.error(f"URL has a bad port: {args.url!r}")
     return args
