@@ -1,7 +1,7 @@
 """tinyapi's benchmarks: `make bench` (python -m bench) and `make soak` (python -m bench.soak).
 
   __main__      the run: sections in order, results written, targets printed
-  lib           the library the other programs use (soak, docker/inspect-image, zstd-prototype)
+  lib           the library the other programs use (soak, docker/inspect-image)
   article       the article's table of base images, and the Go original
   sizes         the image, the binary, and what is inside the binary
   startup       start to first 200, on the host and with `docker run`
@@ -9,7 +9,7 @@
   wrk           wrk runs and their figures
   steady_state  memory and throughput on one running container
   build         clean and no-change `make binary`
-  targets       issue 4's targets and the measured values against them
+  targets       issues 4's and 16's targets and the measured values against them
   report        bench/results/latest.md
   chart         bench/results/image-sizes.png
 

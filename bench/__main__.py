@@ -2,19 +2,22 @@
 """`make bench`: how small, how quick to start and how fast to serve tinyapi is, on this machine.
 
 A benchmark, not a test: it prints and records numbers, and checks them against the targets of
-issue 4 without failing on them. Writes bench/results/latest.json, bench/results/latest.md and
+issues 4 and 16 without failing on them. Writes bench/results/latest.json, bench/results/latest.md and
 bench/results/image-sizes.png. bench/README.md says what each number means and how it is taken.
 
 Every timing is the median of --runs runs (5 by default), with min and max beside it; the
 commands compared with each other run interleaved (A B A B ...) so that drift hits both.
 
-  sizes         the image, the binary, and what is inside the binary (staticx's xz archive
-                holding the C libraries and the PyInstaller program, whose archive holds the
-                interpreter, libraries, extension modules, data and the PYZ of modules)
-  startup-host  process start to the first 200 on /alwaysok: dist/tinyapi vs the same server
-                from source (.venv/bin/python -m tinyapi), same environment, polled every 5 ms
+  sizes         the image (unpacked, and compressed: `docker save | gzip -6`), the binary, and
+                what is inside the binary (staticx's zstd archive holding the C libraries and
+                PyInstaller's one-dir program: interpreter, libraries, extension modules, data
+                and the PYZ of modules)
+  startup-host  process start to the first 200 on /alwaysok: dist/tinyapi (its unpacked copy
+                reused, and at a first start) vs the same server from source
+                (.venv/bin/python -m tinyapi), same environment, polled every 5 ms
   startup-docker  `docker run -d` to the first 200 through a port published on 127.0.0.1:
-                tinyapi:latest vs busybox httpd in a FROM scratch image built here;
+                tinyapi:latest vs the same server from source in a container (built here from
+                the builder base) vs busybox httpd in a FROM scratch image built here;
                 then `docker stop` of each tinyapi container
   memory        Pss summed over every process of the container (smaps_rollup of each pid of
                 `docker top`), idle, after 10,000 and after 100,000 requests

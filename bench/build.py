@@ -12,7 +12,9 @@ from bench.lib import BINARY, REPO, BenchError, run, say, stats
 from harness.epoch import source_date_epoch
 
 BUILD_INPUTS = ["Makefile", "pyproject.toml", "requirements.lock", "build/build.py",
-                "build/source-date-epoch", "build/tinyapi.spec"]
+                "build/source-date-epoch", "build/tinyapi.spec", "build/bootloader-sources.txt"] + [
+    os.path.join("build", "patches", "staticx", f)
+    for f in sorted(os.listdir(os.path.join(REPO, "build", "patches", "staticx"))) if f.endswith(".patch")]
 
 
 def sha256(path: str) -> str:
@@ -22,7 +24,8 @@ def sha256(path: str) -> str:
 
 def bench_build(results: dict, runs: int, clean_runs: int) -> None:
     """`make binary` in a copy of the build's inputs (the sources, spec, build.py, Makefile,
-    lock): clean (no build/work, no dist) and with nothing changed, interleaved. The copy
+    lock, the bootloader's pins and patches): clean (no dist: the bootloader's sources are
+    downloaded and it is compiled again) and with nothing changed, interleaved. The copy
     keeps the files' mtimes, so make takes the venv as up to date, and gets the repository's
     SOURCE_DATE_EPOCH, so its binary must be byte-identical to dist/tinyapi."""
     say(f"build: clean `make binary` x{clean_runs}, no-change x{runs}, in a copy of the sources")
@@ -40,7 +43,6 @@ def bench_build(results: dict, runs: int, clean_runs: int) -> None:
         digests = []
 
         def clean():
-            shutil.rmtree(os.path.join(copy, "build", "work"), ignore_errors=True)
             shutil.rmtree(os.path.join(copy, "dist"), ignore_errors=True)
             t = time.monotonic()
             run(make, env=env, timeout=900)

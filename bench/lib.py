@@ -1,10 +1,10 @@
-"""The benchmarks' library, which bench/soak.py, docker/inspect-image and bench/zstd-prototype
-use too: running commands, timing (median, min, max; interleaved runs), a tinyapi on the host
+"""The benchmarks' library, which bench/soak.py and docker/inspect-image use too: running commands, timing (median, min, max; interleaved runs), a tinyapi on the host
 or in a container timed to its first 200, and the preflight checks."""
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -21,6 +21,9 @@ RESULTS = os.path.join(REPO, "bench", "results")
 BINARY = str(paths.BINARY)
 IMAGE = paths.IMAGE  # the default: make image IMAGE_NAME=... / TINYAPI_IMAGE_NAME=...
 BASELINE_IMAGE = "tinyapi-bench/busybox-httpd:latest"
+SOURCE_IMAGE = "tinyapi-bench/source:latest"  # the same server from source, in a container
+BUILDER_BASE = "tinyapi-builder-base:bookworm"  # build/make-builder-base
+DEBIAN_PYTHON = "/usr/bin/python3"  # the builder base's Python is Debian's too
 LABEL = "tinyapi-bench=1"  # every container the bench starts carries it (cleanup)
 
 
@@ -69,11 +72,10 @@ def wait_200(port: int, path: str, started: float, alive=lambda: True, timeout=6
 
 @contextlib.contextmanager
 def host_server(cmd: list[str], cwd: str, port: int | None = None, env: dict | None = None):
-    """Start cmd (a tinyapi) in its own session, env on top of its environment; yield
-    (process, port, start time)."""
+    """Start cmd (a tinyapi) in its own session; yield (process, port, start time)."""
     port = port or free_port()
     started = time.monotonic()
-    server = Process(cmd, server_env(port, **(env or {})), port, None, cwd=cwd)
+    server = Process(cmd, {**server_env(port), **(env or {})}, port, None, cwd=cwd)
     try:
         yield server.proc, port, started
     finally:
@@ -84,10 +86,11 @@ def host_commands() -> dict:
     return {"frozen": [BINARY], "source": [os.path.join(REPO, ".venv", "bin", "python"), "-m", "tinyapi"]}
 
 
-def time_to_200(cmd: list[str], cwd: str):
-    """A callable for interleaved(): start cmd on the host, the seconds to its first 200."""
+def time_to_200(cmd: list[str], cwd: str, env=None):
+    """A callable for interleaved(): start cmd on the host, the seconds to its first 200.
+    env: more environment, or a callable giving it anew at each run."""
     def measure():
-        with host_server(cmd, cwd) as (proc, port, started):
+        with host_server(cmd, cwd, env=env() if callable(env) else env) as (proc, port, started):
             return wait_200(port, "/alwaysok", started, alive=lambda: proc.poll() is None)
     return measure
 
@@ -109,6 +112,72 @@ def build_baseline_image() -> None:
             f.write("FROM scratch\nCOPY root/ /\nEXPOSE 8080\n"
                     'ENTRYPOINT ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]\n')
         run(["docker", "build", "-q", "-t", BASELINE_IMAGE, ctx])
+
+
+def runtime_requirements() -> str:
+    """The lines of requirements.lock for what the service itself needs (tinyapi's requirements
+    without extras, and theirs), hashes included."""
+    import importlib.metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    wanted, todo = set(), ["tinyapi"]
+    while todo:
+        for text in importlib.metadata.requires(todo.pop()) or ():
+            req = Requirement(text)
+            name = canonicalize_name(req.name)
+            if (req.marker is None or req.marker.evaluate({"extra": ""})) and name not in wanted:
+                wanted.add(name)
+                todo.append(name)
+    with open(os.path.join(REPO, "requirements.lock")) as f:
+        blocks = re.split(r"\n(?=[A-Za-z0-9])", f.read())
+    return "".join(block.rstrip() + "\n" for block in blocks
+                   if canonicalize_name(block.split("==", 1)[0]) in wanted)
+
+
+def build_source_image() -> None:
+    """The same server from source in a container: what a user would run instead of tinyapi.
+    Debian's Python (the builder base, build/make-builder-base) and a venv of the service's
+    locked requirements, made here with the same Debian Python (the image has no index to
+    reach), at the same path; the sources, config.yml, user and port as in tinyapi's image.
+    Nothing is unpacked at start. The venv is kept in dist/bench/ and made again only when the
+    lock changes."""
+    if subprocess.run(["docker", "image", "inspect", BUILDER_BASE], capture_output=True).returncode:
+        raise BenchError(f"no {BUILDER_BASE}: build/make-builder-base makes it")
+    if not os.path.exists(DEBIAN_PYTHON):
+        raise BenchError(f"no {DEBIAN_PYTHON} (apt-get install -y python3-venv)")
+    ctx = os.path.join(REPO, "dist", "bench", "source-image")
+    venv = os.path.join(ctx, "venv")
+    requirements = runtime_requirements()
+    stamp = os.path.join(ctx, "venv.requirements")
+    if not (os.path.exists(stamp) and open(stamp).read() == requirements):
+        say(f"  a venv for the source baseline ({DEBIAN_PYTHON}, the lock's runtime requirements)")
+        shutil.rmtree(ctx, ignore_errors=True)
+        os.makedirs(ctx)
+        with open(os.path.join(ctx, "requirements.txt"), "w") as f:
+            f.write(requirements)
+        run([DEBIAN_PYTHON, "-m", "venv", venv])
+        run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "--quiet",
+             "--disable-pip-version-check", "--require-hashes", "--no-deps",
+             "-r", os.path.join(ctx, "requirements.txt")])
+        with open(stamp, "w") as f:
+            f.write(requirements)
+    shutil.rmtree(os.path.join(ctx, "src"), ignore_errors=True)
+    shutil.copytree(os.path.join(REPO, "tinyapi"), os.path.join(ctx, "src", "tinyapi"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(os.path.join(REPO, "config.yml"), os.path.join(ctx, "config.yml"))
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write(f"FROM {BUILDER_BASE}\n"
+                f"COPY venv {venv}\n"
+                "COPY src /opt/tinyapi\n"
+                "COPY config.yml /etc/tinyapi/config.yml\n"
+                # Bytecode compiled in the image, as pip does in a venv: nothing to do at start.
+                f"RUN {venv}/bin/python -m compileall -q /opt/tinyapi\n"
+                "ENV PYTHONPATH=/opt/tinyapi TINYAPI_CFG_PATH=/etc/tinyapi\n"
+                "WORKDIR /tmp\nUSER 65532:65532\nEXPOSE 8080\n"
+                f'ENTRYPOINT ["{venv}/bin/python", "-m", "tinyapi"]\n')
+    run(["docker", "build", "-q", "-t", SOURCE_IMAGE, ctx])
 
 
 def docker_rm(cid: str) -> None:

@@ -18,8 +18,10 @@ def pss_kb(pid: str) -> dict:
     return out
 
 
-# A tinyapi container's process tree, from its PID 1 down.
-ROLES = ("staticx bootloader", "PyInstaller bootloader", "gunicorn master", "worker")
+# A tinyapi container's process tree, from its deepest level up: PID 1 is gunicorn's master
+# (staticx's bootloader execs the program); a staticx parent above it only on the bootloader's
+# fallback path (docs/binary.md).
+ROLES = ("worker", "gunicorn master", "staticx bootloader (fallback)")
 
 
 def container_memory(cid: str) -> dict:
@@ -34,17 +36,18 @@ def container_memory(cid: str) -> dict:
         return 0 if parent[pid] not in parent else 1 + depth(parent[pid])
 
     procs = []
+    deepest = max(map(depth, parent), default=0)
     for pid in sorted(parent, key=lambda p: (depth(p), p)):
         with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            role = ROLES[min(depth(pid), len(ROLES) - 1)]
+            role = ROLES[min(deepest - depth(pid), len(ROLES) - 1)]
             procs.append({"pid": pid, "role": role, **pss_kb(str(pid))})
     total = {k: sum(p.get(k, 0) for p in procs) / 1024 for k in ("Pss", "Rss", "Pss_Anon", "Pss_File")}
     return {"pss_mb": total["Pss"], "rss_mb": total["Rss"], "pss_anon_mb": total["Pss_Anon"],
             "pss_file_mb": total["Pss_File"], "processes": procs}
 
 
-# staticx's and PyInstaller's bootloaders, the gunicorn master and its 2 workers (the default).
-CONTAINER_PROCESSES = 5
+# The gunicorn master and its 2 workers (the default).
+CONTAINER_PROCESSES = 3
 
 
 def idle_memory(cid: str, timeout: float = 15.0) -> dict:

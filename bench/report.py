@@ -1,6 +1,7 @@
 """bench/results/latest.md: the results as Markdown."""
 from __future__ import annotations
 
+from bench.article import GO_ORIGINAL, GO_ORIGINAL_COMPRESSED
 from bench.probe import BUDGET
 from bench.targets import fmt_value
 
@@ -29,55 +30,54 @@ def to_markdown(r: dict) -> str:
     if "sizes" in r:
         s = r["sizes"]
         lines += ["## Sizes", "",
-                  f"- image `{s['image']}`: **{s['image_bytes']:,} bytes** ({s['image_bytes'] / 1e6:.2f} MB)",
-                  f"- binary `dist/tinyapi`: **{s['binary_bytes']:,} bytes**: staticx bootloader "
-                  f"{s['staticx_bootloader_bytes']:,} + xz archive {s['staticx_archive_xz_bytes']:,} "
-                  f"(unpacked at each start: {s['staticx_archive_raw_bytes']:,} bytes)", "",
+                  f"- image `{s['image']}`: **{s['image_bytes']:,} bytes** unpacked "
+                  f"({s['image_bytes'] / 1e6:.2f} MB, as `docker images` counts), "
+                  f"**{s['image_compressed_bytes']:,} bytes** compressed "
+                  f"({s['image_compressed_bytes'] / 1e6:.2f} MB, `docker save | gzip -6`: what is pulled); "
+                  f"the Go original: {GO_ORIGINAL[1] / 1e6:.2f} MB unpacked, "
+                  f"{GO_ORIGINAL_COMPRESSED / 1e6:.2f} MB compressed",
+                  f"- binary `dist/tinyapi`: **{s['binary_bytes']:,} bytes**: staticx bootloader (patched) "
+                  f"{s['staticx_bootloader_bytes']:,} + {s['staticx_archive_compression']} archive "
+                  f"{s['staticx_archive_bytes']:,} (unpacked at the first start: "
+                  f"{s['staticx_archive_raw_bytes']:,} bytes)", "",
                   "Files of the image:", "", "| file | bytes |", "|---|---:|"]
         lines += [f"| `{f['path']}` | {f['bytes']:,} |" for f in s["image_files"]]
-        lines += ["", "Inside the binary, by part: *stored* is the bytes unpacked at start-up, "
-                  "*xz* each part compressed alone as staticx compresses its archive (what it costs "
-                  "in the binary, roughly; the parts of one stream share a little).", "",
-                  "| part | stored | xz | share of xz |", "|---|---:|---:|---:|"]
-        xz_total = sum(c["xz"] for c in s["categories"].values())
-        for cat, c in sorted(s["categories"].items(), key=lambda kv: -kv[1]["xz"]):
-            lines.append(f"| **{cat}** | **{c['raw']:,}** | **{c['xz']:,}** | **{c['xz'] / xz_total:.0%}** |")
-            for p in sorted((p for p in s["parts"] if p["category"] == cat), key=lambda p: -p["xz"]):
-                lines.append(f"| &nbsp;&nbsp;{p['item']} | {p['raw']:,} | {p['xz']:,} | "
-                             f"{p['xz'] / xz_total:.1%} |")
-        lines += [f"| total | {sum(c['raw'] for c in s['categories'].values()):,} | {xz_total:,} | |",
+        lines += ["", "Inside the binary, by part: *stored* is the bytes unpacked at the first start, "
+                  "*zstd* each part compressed alone as build/build.py compresses the archive (what it "
+                  "costs in the binary, roughly; the parts of one frame share a little).", "",
+                  "| part | stored | zstd | share of zstd |", "|---|---:|---:|---:|"]
+        packed_total = sum(c["zstd"] for c in s["categories"].values())
+        for cat, c in sorted(s["categories"].items(), key=lambda kv: -kv[1]["zstd"]):
+            lines.append(f"| **{cat}** | **{c['raw']:,}** | **{c['zstd']:,}** | "
+                         f"**{c['zstd'] / packed_total:.0%}** |")
+            for p in sorted((p for p in s["parts"] if p["category"] == cat), key=lambda p: -p["zstd"]):
+                lines.append(f"| &nbsp;&nbsp;{p['item']} | {p['raw']:,} | {p['zstd']:,} | "
+                             f"{p['zstd'] / packed_total:.1%} |")
+        lines += [f"| total | {sum(c['raw'] for c in s['categories'].values()):,} | {packed_total:,} | |",
                   "", "![image sizes](image-sizes.png)", ""]
     if "startup_host" in r or "startup_docker" in r:
         lines += ["## Start-up (ms, to the first 200)", "", "| what | median (min - max) |", "|---|---:|"]
-        decode = r.get("startup_host", {}).get("decode", {})
         if "startup_host" in r:
             h = r["startup_host"]
-            lines += [f"| `dist/tinyapi` on the host | {ms(h['frozen_s'])} |",
+            lines += [f"| `dist/tinyapi` on the host (its unpacked copy reused) | {ms(h['frozen_s'])} |",
+                      f"| `dist/tinyapi` on the host, first start (unpacking, a new TMPDIR each run) | "
+                      f"{ms(h['frozen_first_s'])} |",
                       f"| `.venv/bin/python -m tinyapi` on the host | {ms(h['source_s'])} |",
-                      f"| ratio frozen / source | {h['ratio']:.2f}x |"]
-            if "xz" in decode:
-                lines.append(f"| decoding staticx's xz archive alone, `xz -dc` ({decode['xz']['archive_bytes']:,} B) "
-                             f"| {ms(decode['xz']['s'])} |")
-            if "zstd" in decode:
-                lines.append(f"| the same archive as `zstd -19 --long=24` ({decode['zstd']['archive_bytes']:,} B), "
-                             f"`zstd -dc` | {ms(decode['zstd']['s'])} |")
+                      f"| ratio frozen / source | {h['ratio']:.2f}x (first start {h['ratio_first']:.2f}x) |"]
+            for kind, d in h.get("decode", {}).items():
+                lines.append(f"| decoding staticx's {kind} archive alone ({d['archive_bytes']:,} B) | {ms(d['s'])} |")
         if "startup_docker" in r:
             d = r["startup_docker"]
             lines += [f"| `docker run -d` {d['image']} | {ms(d['tinyapi_s'])} |",
-                      f"| `docker run -d` busybox httpd FROM scratch ({d['busybox_image_bytes']:,} B image) | {ms(d['busybox_s'])} |",
-                      f"| ratio tinyapi / busybox | {d['ratio']:.2f}x |",
+                      f"| `docker run -d` the same server from source in a container (Debian's Python, a venv) "
+                      f"| {ms(d['source_s'])} |",
+                      f"| `docker run -d` busybox httpd FROM scratch ({d['busybox_image_bytes']:,} B image), "
+                      f"Docker's floor | {ms(d['busybox_s'])} |",
+                      f"| ratio tinyapi / source in a container | {d['ratio']:.2f}x |",
+                      f"| ratio tinyapi / busybox, source / busybox | {d['ratio_busybox']:.2f}x, "
+                      f"{d['source_ratio_busybox']:.2f}x |",
                       f"| `docker stop` of tinyapi | {ms(r['docker_stop_s'])} |"]
         lines.append("")
-        if "xz" in decode:
-            source_ms = r["startup_host"]["source_s"]["median"] * 1000
-            xz_ms = decode["xz"]["s"]["median"] * 1000
-            lines += [f"The 1.5x target leaves {0.5 * source_ms:.0f} ms (half the source's start-up) for "
-                      f"everything the frozen binary adds; decoding staticx's xz archive alone takes "
-                      f"{xz_ms:.0f} ms, {xz_ms / source_ms:.1f}x the source's whole start-up."
-                      + (f" Recompressed with zstd, the same archive is "
-                         f"{(decode['zstd']['archive_bytes'] - decode['xz']['archive_bytes']) / 1e6:+.2f} MB "
-                         f"and decodes in {decode['zstd']['s']['median'] * 1000:.0f} ms, but staticx "
-                         "decodes only xz." if "zstd" in decode else ""), ""]
     if "memory" in r:
         m = r["memory"]
         lines += ["## Memory of the container (MB, summed over its processes)", "",

@@ -1,26 +1,26 @@
-"""The `sizes` section: the image, the binary, and what is inside the binary (staticx's xz
-archive holding the C libraries and the PyInstaller program, whose archive holds the
-interpreter, libraries, extension modules, data and the PYZ of modules)."""
+"""The `sizes` section: the image (unpacked and compressed), the binary, and what is inside the
+binary (staticx's zstd archive holding the C libraries and PyInstaller's one-dir program: its
+executable, whose archive holds the PYZ of modules, and _internal/ with the interpreter,
+libraries, extension modules and data)."""
 from __future__ import annotations
 
 import io
-import lzma
 import os
 import re
+import subprocess
 import sys
 import tarfile
 import tempfile
 
 from bench.lib import BINARY, LABEL, run, say
+from harness import staticx_archive
 from harness.docker import export_image
 
-XZ_FILTERS = [{"id": lzma.FILTER_X86}, {"id": lzma.FILTER_LZMA2, "preset": 6}]  # staticx's
 
-
-def xz_size(data: bytes) -> int:
-    """Size of data xz-compressed alone, as staticx compresses its archive."""
-    return len(lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32,
-                             filters=XZ_FILTERS))
+def zstd_size(data: bytes) -> int:
+    """Size of data zstd-compressed alone, as build/build.py compresses staticx's archive."""
+    return len(subprocess.run(["zstd", "-q", "-c", "--single-thread", "-19", "--long=24"],
+                              input=data, capture_output=True, check=True).stdout)
 
 
 STDLIB = set(sys.stdlib_module_names)
@@ -70,17 +70,16 @@ def _outside(size: int, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def inside_binary(binary: str) -> dict:
     """Where the bytes of the binary go: every part with its size as stored (what staticx
-    unpacks at each start) and xz-compressed alone with staticx's filters (roughly what it
-    costs in the binary: the archive is one xz stream, so its parts share a little). The
-    staticx bootloader is not compressed: both columns give its size."""
-    from elftools.elf.elffile import ELFFile
+    unpacks at the first start) and zstd-compressed alone as build/build.py compresses the
+    archive (roughly what it costs in the binary: the archive is one zstd frame, so its parts
+    share a little). The staticx bootloader is not compressed: both columns give its size."""
     from PyInstaller.archive.readers import CArchiveReader, ZlibArchiveReader
 
     total = os.path.getsize(binary)
-    with open(binary, "rb") as f:
-        archive_xz = ELFFile(f).get_section_by_name(".staticx.archive").data()
-    raw_tar = lzma.decompress(archive_xz)
+    archive = staticx_archive.section(binary)
+    raw_tar = staticx_archive.decompress(archive)
     parts: dict[tuple[str, str], list] = {}  # (category, item) -> [stored bytes, [data]]
+    internal = staticx_archive.INTERNAL + "/"
 
     def add(category: str, item: str, data: bytes) -> None:
         entry = parts.setdefault((category, item), [0, []])
@@ -88,12 +87,14 @@ def inside_binary(binary: str) -> dict:
         entry[1].append(data)
 
     with tarfile.open(fileobj=io.BytesIO(raw_tar)) as tar:
-        members = {m.name: m for m in tar.getmembers()}
-        program_name = members[".staticx.prog"].linkname
         for m in tar.getmembers():
-            if m.isfile() and m.name != program_name:
+            if not m.isfile() or m.name == staticx_archive.PROGRAM:
+                continue
+            if m.name.startswith(internal):  # the one-dir program's files
+                add(*classify_pkg_entry(m.name[len(internal):], "x"), tar.extractfile(m).read())
+            else:
                 add("native libraries", f"{m.name} (staticx's)", tar.extractfile(m).read())
-        program = tar.extractfile(members[program_name]).read()
+        program = tar.extractfile(staticx_archive.PROGRAM).read()
 
     with tempfile.TemporaryDirectory(prefix="tinyapi-bench-") as scratch:
         program_path = os.path.join(scratch, "program")
@@ -120,26 +121,39 @@ def inside_binary(binary: str) -> dict:
         for a, b in _outside(len(program), used):
             add("bootloaders", "PyInstaller bootloader (+ its archive's table)", program[a:b])
 
-    rows = [{"category": "bootloaders", "item": "staticx bootloader (not compressed)",
-             "raw": total - len(archive_xz), "xz": total - len(archive_xz)}]
+    bootloader = total - len(archive)
+    rows = [{"category": "bootloaders", "item": "staticx bootloader, patched (not compressed)",
+             "raw": bootloader, "zstd": bootloader}]
     for (category, item), (raw, chunks) in parts.items():
         if raw:
             rows.append({"category": category, "item": item, "raw": raw,
-                         "xz": xz_size(b"".join(chunks))})
+                         "zstd": zstd_size(b"".join(chunks))})
     categories: dict[str, dict] = {}
     for row in rows:
-        c = categories.setdefault(row["category"], {"raw": 0, "xz": 0})
+        c = categories.setdefault(row["category"], {"raw": 0, "zstd": 0})
         c["raw"] += row["raw"]
-        c["xz"] += row["xz"]
+        c["zstd"] += row["zstd"]
     return {
         "binary_bytes": total,
-        "staticx_bootloader_bytes": total - len(archive_xz),
-        "staticx_archive_xz_bytes": len(archive_xz),
+        "staticx_bootloader_bytes": bootloader,
+        "staticx_archive_bytes": len(archive),
+        "staticx_archive_compression": staticx_archive.compression(archive),
         "staticx_archive_raw_bytes": len(raw_tar),
         "pyinstaller_program_bytes": len(program),
-        "parts": sorted(rows, key=lambda r: (r["category"], -r["xz"])),
+        "parts": sorted(rows, key=lambda r: (r["category"], -r["zstd"])),
         "categories": categories,
     }
+
+
+def compressed_image_bytes(image: str) -> int:
+    """`docker save IMAGE | gzip -6 | wc -c`: about what a registry stores and a user pulls
+    (Docker Hub's sizes, the article's table, are these)."""
+    save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+    gzip = subprocess.run(["gzip", "-6", "-c"], stdin=save.stdout, capture_output=True, check=True)
+    save.stdout.close()
+    if save.wait() != 0:
+        raise RuntimeError(f"docker save {image} failed")
+    return len(gzip.stdout)
 
 
 def bench_sizes(results: dict, image: str) -> None:
@@ -151,7 +165,9 @@ def bench_sizes(results: dict, image: str) -> None:
     results["sizes"] = {
         "image": image,
         "image_bytes": image_bytes,
+        "image_compressed_bytes": compressed_image_bytes(image),
         "image_files": sorted(files, key=lambda f: -f["bytes"]),
         **inside,
     }
-    say(f"  image {image_bytes:,} B, binary {inside['binary_bytes']:,} B")
+    say(f"  image {image_bytes:,} B (compressed {results['sizes']['image_compressed_bytes']:,} B), "
+        f"binary {inside['binary_bytes']:,} B")

@@ -1,11 +1,10 @@
-"""The start-up sections: process start to the first 200 on the host (dist/tinyapi vs the same
-server from source, and decoding staticx's archive alone), and `docker run` to the first 200
-(tinyapi vs busybox httpd), then `docker stop`."""
+"""The start-up sections: process start to the first 200 on the host (dist/tinyapi, at its first
+start and again, vs the same server from source, and decoding staticx's archive alone), and
+`docker run` to the first 200 (tinyapi vs the same server from source in a container, and
+busybox httpd, Docker's floor), then `docker stop`."""
 from __future__ import annotations
 
-import lzma
 import os
-import shutil
 import statistics
 import subprocess
 import tempfile
@@ -14,7 +13,9 @@ import time
 from bench.lib import (
     BASELINE_IMAGE,
     BINARY,
+    SOURCE_IMAGE,
     build_baseline_image,
+    build_source_image,
     container,
     host_commands,
     interleaved,
@@ -23,35 +24,25 @@ from bench.lib import (
     stats,
     time_to_200,
 )
+from harness import staticx_archive
 
 
-def archive_files(scratch: str) -> dict:
-    """staticx's archive of dist/tinyapi as a file, as it is (xz), and recompressed with
-    `zstd -19 --long=24` when zstd is installed (what a staticx that decoded zstd would
-    carry): {"xz"|"zstd": (decode command, archive bytes)}."""
-    from elftools.elf.elffile import ELFFile
-
-    with open(BINARY, "rb") as f:
-        archive_xz = ELFFile(f).get_section_by_name(".staticx.archive").data()
-    xz_path = os.path.join(scratch, "archive.tar.xz")
-    with open(xz_path, "wb") as f:
-        f.write(archive_xz)
-    files = {"xz": (["xz", "-dc", xz_path], len(archive_xz))}
-    if shutil.which("zstd") is None:
-        say("  no zstd (apt-get install -y zstd): the zstd comparison is left out")
-        return files
-    tar_path, zst_path = os.path.join(scratch, "archive.tar"), os.path.join(scratch, "archive.tar.zst")
-    with open(tar_path, "wb") as f:
-        f.write(lzma.decompress(archive_xz))
-    say("  recompressing staticx's archive with zstd -19 --long=24 (~10 s)")
-    run(["zstd", "-q", "-19", "--long=24", tar_path, "-o", zst_path])
-    files["zstd"] = (["zstd", "-dc", "--long=24", zst_path], os.path.getsize(zst_path))
-    return files
+def archive_file(scratch: str) -> tuple[list[str], int, str]:
+    """staticx's archive of dist/tinyapi as a file: (its decode command, its bytes, its
+    compression)."""
+    data = staticx_archive.section(BINARY)
+    kind = staticx_archive.compression(data)
+    path = os.path.join(scratch, "archive")
+    with open(path, "wb") as f:
+        f.write(data)
+    decode = {"zstd": ["zstd", "-dc", "--long=31", path], "xz": ["xz", "-dc", path],
+              "none": ["cat", path]}[kind]
+    return decode, len(data), kind
 
 
 def bench_startup_host(results: dict, runs: int, cwd: str) -> None:
-    say(f"startup-host: start to first 200, dist/tinyapi vs source, {runs} runs each, interleaved;"
-        " and decoding staticx's archive alone")
+    say(f"startup-host: start to first 200, dist/tinyapi (first start and again) vs source, {runs} "
+        "runs each, interleaved; and decoding staticx's archive alone")
 
     def decode(cmd):
         def measure():
@@ -61,23 +52,41 @@ def bench_startup_host(results: dict, runs: int, cwd: str) -> None:
         return measure
 
     with tempfile.TemporaryDirectory(prefix="tinyapi-bench-") as scratch:
-        archives = archive_files(scratch)
-        commands = {name: time_to_200(cmd, cwd) for name, cmd in host_commands().items()}
-        commands.update({name: decode(cmd) for name, (cmd, _) in archives.items()})
-        times = interleaved(runs, commands)
-    frozen, source = stats(times["frozen"]), stats(times["source"])
+        cmd, size, kind = archive_file(scratch)
+        # Again: a TMPDIR that keeps the unpacked copy between starts, as /tmp does on a host
+        # (made by a first start before the runs). First: a new, empty TMPDIR for each run.
+        again = os.path.join(scratch, "again")
+        os.mkdir(again)
+        first_dirs = []
+
+        def first_tmpdir():
+            first_dirs.append(tempfile.mkdtemp(prefix="first-", dir=scratch))
+            return {"TMPDIR": first_dirs[-1]}
+
+        commands = host_commands()
+        time_to_200(commands["frozen"], cwd, env={"TMPDIR": again})()
+        times = interleaved(runs, {
+            "frozen": time_to_200(commands["frozen"], cwd, env={"TMPDIR": again}),
+            "frozen_first": time_to_200(commands["frozen"], cwd, env=first_tmpdir),
+            "source": time_to_200(commands["source"], cwd),
+            "decode": decode(cmd),
+        })
+    frozen, first, source = stats(times["frozen"]), stats(times["frozen_first"]), stats(times["source"])
     results["startup_host"] = {
-        "frozen_s": frozen, "source_s": source, "ratio": frozen["median"] / source["median"],
-        "decode": {name: {"archive_bytes": size, "s": stats(times[name])}
-                   for name, (_, size) in archives.items()},
+        "frozen_s": frozen, "frozen_first_s": first, "source_s": source,
+        "ratio": frozen["median"] / source["median"],
+        "ratio_first": first["median"] / source["median"],
+        "decode": {kind: {"archive_bytes": size, "s": stats(times["decode"])}},
     }
-    say(f"  frozen {frozen['median'] * 1000:.0f} ms, source {source['median'] * 1000:.0f} ms, "
-        + ", ".join(f"{name} decode {stats(times[name])['median'] * 1000:.0f} ms" for name in archives))
+    say(f"  frozen {frozen['median'] * 1000:.0f} ms (first start {first['median'] * 1000:.0f} ms), "
+        f"source {source['median'] * 1000:.0f} ms, {kind} decode {stats(times['decode'])['median'] * 1000:.0f} ms")
 
 
 def bench_startup_docker(results: dict, runs: int, image: str) -> None:
-    say(f"startup-docker: `docker run -d` to first 200, tinyapi vs busybox httpd, {runs} runs each")
+    say(f"startup-docker: `docker run -d` to first 200, tinyapi vs the server from source in a "
+        f"container vs busybox httpd, {runs} runs each, interleaved")
     build_baseline_image()
+    build_source_image()
     stops = []
 
     def tinyapi():
@@ -87,18 +96,24 @@ def bench_startup_docker(results: dict, runs: int, image: str) -> None:
             stops.append(time.monotonic() - t)
             return took
 
+    def source():
+        with container(SOURCE_IMAGE) as (_, _, took):
+            return took
+
     def busybox():
         # Removed unstopped: busybox as PID 1 ignores SIGTERM, `docker stop` would wait 10 s.
         with container(BASELINE_IMAGE, path="/") as (_, _, took):
             return took
 
-    times = interleaved(runs, {"tinyapi": tinyapi, "busybox": busybox})
-    t, b = stats(times["tinyapi"]), stats(times["busybox"])
+    times = interleaved(runs, {"tinyapi": tinyapi, "source": source, "busybox": busybox})
+    t, src, b = stats(times["tinyapi"]), stats(times["source"]), stats(times["busybox"])
     baseline_bytes = int(run(["docker", "image", "inspect", "-f", "{{.Size}}",
                               BASELINE_IMAGE]).stdout)
-    results["startup_docker"] = {"image": image, "tinyapi_s": t, "busybox_s": b,
-                                 "ratio": t["median"] / b["median"],
+    results["startup_docker"] = {"image": image, "tinyapi_s": t, "source_s": src, "busybox_s": b,
+                                 "ratio": t["median"] / src["median"],
+                                 "ratio_busybox": t["median"] / b["median"],
+                                 "source_ratio_busybox": src["median"] / b["median"],
                                  "busybox_image_bytes": baseline_bytes}
     results["docker_stop_s"] = stats(stops)
-    say(f"  tinyapi {t['median'] * 1000:.0f} ms, busybox {b['median'] * 1000:.0f} ms, "
-        f"docker stop {statistics.median(stops) * 1000:.0f} ms")
+    say(f"  tinyapi {t['median'] * 1000:.0f} ms, source {src['median'] * 1000:.0f} ms, "
+        f"busybox {b['median'] * 1000:.0f} ms, docker stop {statistics.median(stops) * 1000:.0f} ms")

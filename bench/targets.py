@@ -1,20 +1,26 @@
-"""Issue 4's targets, and the measured values checked against them (reported, never failed on)."""
+"""Issues 4's and 16's targets, and the measured values checked against them (reported, never
+failed on)."""
 from __future__ import annotations
 
 from harness.image import MAX_IMAGE_BYTES
 
-# Issue 4's targets: (key, label, limit, unit, "max"|"min").
+# The targets: (key, label, limit, unit, "max"|"min").
 TARGETS = [
-    ("image_bytes", "image size", MAX_IMAGE_BYTES, "MB", "max"),
-    ("startup_ratio_host", "frozen start to first 200 / from source", 1.5, "x", "max"),
-    ("startup_ratio_docker", "`docker run` to first 200 / busybox baseline", 2.0, "x", "max"),
+    ("image_bytes", "image size, unpacked (`docker images`)", MAX_IMAGE_BYTES, "MB", "max"),
+    ("image_compressed_bytes", "image size, compressed (`docker save | gzip -6`)", MAX_IMAGE_BYTES,
+     "MB", "max"),
+    ("startup_ratio_host", "frozen start to first 200 / from source, host", 1.15, "x", "max"),
+    ("startup_ratio_host_first", "the same, at the binary's first start (unpacking)", 1.15, "x", "max"),
+    ("startup_ratio_docker", "`docker run` to first 200 / the server from source in a container",
+     1.1, "x", "max"),
+    ("container_processes", "processes in the container, default workers", 4, "", "max"),
     ("memory_idle_mb", "idle memory of the container (Pss)", 45.0, "MB", "max"),
     ("memory_growth_pct", "growth after 100,000 requests", 10.0, "%", "max"),
     ("rps_alwaysok", "/alwaysok req/s (wrk -t2 -c32 -d10s)", 2000.0, "req/s", "min"),
     ("errors_alwaysok", "/alwaysok errors", 0, "", "max"),
     ("p99_alwaysok_ms", "/alwaysok p99", 50.0, "ms", "max"),
     ("frozen_vs_source_pct", "frozen req/s vs source, on the host", 5.0, "% slower", "max"),
-    ("build_clean_s", "clean `make binary`", 90.0, "s", "max"),
+    ("build_clean_s", "clean `make binary`, bootloader included", 120.0, "s", "max"),
     ("build_nochange_s", "no-change `make binary`", 5.0, "s", "max"),
 ]
 
@@ -23,11 +29,14 @@ def measured_values(r: dict) -> dict:
     out = {}
     if "sizes" in r:
         out["image_bytes"] = r["sizes"]["image_bytes"]
+        out["image_compressed_bytes"] = r["sizes"]["image_compressed_bytes"]
     if "startup_host" in r:
         out["startup_ratio_host"] = r["startup_host"]["ratio"]
+        out["startup_ratio_host_first"] = r["startup_host"]["ratio_first"]
     if "startup_docker" in r:
         out["startup_ratio_docker"] = r["startup_docker"]["ratio"]
     if "memory" in r:
+        out["container_processes"] = len(r["memory"]["idle"]["processes"])
         out["memory_idle_mb"] = r["memory"]["idle"]["pss_mb"]
         out["memory_growth_pct"] = r["memory"]["growth_pct"]
     docker = r.get("throughput", {}).get("docker", {})

@@ -36,12 +36,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     LANG=C.UTF-8
 
-# binutils (strip, objcopy, objdump: the spec and staticx) and make: installed
-# only when the base lacks them (the official python image lacks both; the
-# Debian root that build/make-builder-base imports has them).
+# binutils (strip, objcopy, objdump: the spec and staticx), make, and what the
+# bootloader stage needs (musl-gcc, patch, zstd): installed only when the base
+# lacks them (the Debian root that build/make-builder-base imports has binutils
+# and make, not the rest).
 RUN set -eu; \
     need=""; \
-    for tool in strip:binutils objcopy:binutils objdump:binutils make:make ldd:libc-bin; do \
+    for tool in strip:binutils objcopy:binutils objdump:binutils make:make ldd:libc-bin \
+                musl-gcc:musl-tools patch:patch zstd:zstd; do \
         command -v "${tool%%:*}" >/dev/null 2>&1 || need="$need ${tool#*:}"; \
     done; \
     if [ -n "$need" ]; then \

@@ -2,15 +2,19 @@
 """Write dist/tinyapi.cdx.json: a CycloneDX SBOM of what is inside dist/tinyapi.
 
 Built from what actually went into the binary, read back out of dist/tinyapi, not from a
-list kept by hand:
-  - staticx's archive (the C libraries it bundled, and the program);
-  - the program's PyInstaller archive and the modules of its PYZ;
-and the build's tables in build/work/tinyapi (Analysis-00.toc, PKG-00.toc, PYZ-00.toc) for
-where on this machine each of those files came from.
+list kept by hand (harness.staticx_archive reads it):
+  - staticx's archive: the C libraries it bundled, and the PyInstaller one-dir program (the
+    executable, whose own archive holds the PYZ, and its _internal/ directory);
+  - the modules of that PYZ;
+and the build's tables in dist/pyinstaller/work/tinyapi (Analysis-00.toc, COLLECT-00.toc,
+PKG-00.toc, PYZ-00.toc) for where on this machine each of those files came from.
 Each file is traced to what shipped it: a Python distribution of the build venv (name,
 version, license, PURL), a Debian package (`dpkg -S`, `dpkg-query`), or the interpreter's
 own build (pyenv). Every shared library inside the binary lands in some component's
-`tinyapi:file` properties; tests/test_sbom.py checks that.
+`tinyapi:file` properties; tests/test_supply_chain.py checks that.
+The bootloader is staticx's, patched (build/patches/staticx/): the staticx component carries a
+CycloneDX pedigree (the upstream sdist, each patch as a diff), and zstd, whose decoder the
+patched bootloader links, is a component of its own.
 
 Run it with the build's interpreter after a build: `make sbom`.
 """
@@ -22,16 +26,23 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.parse
 import uuid
 
+from harness import pins, staticx_archive
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORK = os.path.join(REPO, "build", "work", "tinyapi")
+WORK = os.path.join(REPO, "dist", "pyinstaller", "work", "tinyapi")
 BINARY = os.path.join(REPO, "dist", "tinyapi")
+PATCHES = os.path.join(REPO, "build", "patches", "staticx")
+BOOTLOADER_SOURCES = str(pins.SOURCES)
+SDISTS = os.path.join(REPO, "dist", "bootloader", "sources")
 OUTPUT = BINARY + ".cdx.json"
 # Where staticx finds the libraries it bundles (it asks ldd; these are ldd's answers here).
 LIBRARY_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64",
@@ -52,43 +63,44 @@ def read_toc(name: str):
         return ast.literal_eval(handle.read())
 
 
-def pyinstaller_entries(program: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """What the one-file program holds, read from the program itself: (archive entries,
-    modules of its PYZ), each as (name, source path on this machine). The build's tables only
-    say where each name came from; a name they do not know means build/work is from another
-    build than this binary."""
+def program_entries(binary: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[str]]:
+    """What the binary holds, read from the binary itself: (the one-dir program's files, as
+    (name under _internal/ or in the executable's archive, source path on this machine); the
+    modules of its PYZ, likewise; the names of the rest of staticx's archive: the libraries it
+    bundled). The build's tables only say where each name came from; a name they do not know
+    means dist/pyinstaller is from another build than this binary."""
     from PyInstaller.archive.readers import CArchiveReader, ZlibArchiveReader
-    archive = CArchiveReader(program)
-    pyz_name = next(name for name, entry in archive.toc.items() if entry[-1] == "z")
-    with tempfile.TemporaryDirectory() as scratch:
+    prefix = staticx_archive.INTERNAL + "/"
+    with tempfile.TemporaryDirectory() as scratch, staticx_archive.open_archive(binary) as tar:
+        members = tar.getmembers()
+        executable = os.path.join(scratch, "program")
+        with open(executable, "wb") as out:
+            out.write(tar.extractfile(staticx_archive.PROGRAM).read())
+        archive = CArchiveReader(executable)
+        pyz_name = next(name for name, entry in archive.toc.items() if entry[-1] == "z")
         pyz_path = os.path.join(scratch, "pyz")
         with open(pyz_path, "wb") as out:
             out.write(archive.extract(pyz_name))
         modules = list(ZlibArchiveReader(pyz_path).toc)
+    internal = [m.name[len(prefix):] for m in members if m.isfile() and m.name.startswith(prefix)]
+    # Only files: modules stored beside the PYZ ('m', 's') are PyInstaller's own bootstrap.
+    packed = [name for name, entry in archive.toc.items() if entry[-1] in "bxdZ"]
+    bundled = [m.name for m in members if (m.isfile() or m.issym())
+               and not m.name.startswith(prefix) and m.name != staticx_archive.PROGRAM]
 
     analysis = read_toc("Analysis-00.toc")
-    # The spec collects patched copies (build/work/.../elf-stage); the analysis remembers
-    # the originals, which is what a package database knows.
-    sources = {name: src for name, src, _ in read_toc("PKG-00.toc")[2]}
+    sources = {name: src for name, src, _ in read_toc("COLLECT-00.toc")[0]}
+    sources.update({name: src for name, src, _ in read_toc("PKG-00.toc")[2]})
+    # The spec collects patched copies (dist/pyinstaller/work/.../elf-stage); the analysis
+    # remembers the originals, which is what a package database knows.
     sources.update({name: src for name, src, _ in analysis[15]})
     module_sources = {name: src for name, src, _ in read_toc("PYZ-00.toc")[1]}
-    # Only files: modules stored beside the PYZ ('m', 's') are PyInstaller's own bootstrap.
-    files = [name for name, entry in archive.toc.items() if entry[-1] in "bxdZ"]
+    files = internal + packed
     unknown = [n for n in files + modules if n not in sources and n not in module_sources]
     if unknown:
-        raise SbomError(f"build/work does not describe {program} (it lacks {unknown[0]}): "
+        raise SbomError(f"dist/pyinstaller does not describe {binary} (it lacks {unknown[0]}): "
                         "rebuild with `make binary`")
-    return [(n, sources[n]) for n in files], [(n, module_sources[n]) for n in modules]
-
-
-def staticx_entries(binary: str, program_copy: str) -> list[str]:
-    """Names of the files in staticx's archive (the libraries it bundled and the program), and
-    the program (PyInstaller's one-file build) copied out to program_copy."""
-    from staticx.extract import open_archive
-    with open_archive(binary) as archive:
-        with open(program_copy, "wb") as out:
-            out.write(archive.extractfile("tinyapi").read())
-        return [m.name for m in archive.getmembers() if m.isfile() or m.issym()]
+    return [(n, sources[n]) for n in files], [(n, module_sources[n]) for n in modules], bundled
 
 
 def find_library(name: str) -> str | None:
@@ -222,10 +234,10 @@ def classify(components: Components, owners, debian: DebianFiles, file: str, sou
 
 
 def build_sbom(binary: str) -> dict:
-    with tempfile.TemporaryDirectory() as scratch:
-        program = os.path.join(scratch, "tinyapi")
-        bundled = staticx_entries(binary, program)
-        entries, modules = pyinstaller_entries(program)
+    try:
+        entries, modules, bundled = program_entries(binary)
+    except staticx_archive.ArchiveError as err:
+        raise SbomError(str(err)) from None
     owners, debian = distribution_files(), DebianFiles()
     components = Components()
     own_code = os.path.join(REPO, "tinyapi") + os.sep
@@ -242,11 +254,15 @@ def build_sbom(binary: str) -> dict:
             continue  # a namespace package (no file), or tinyapi itself: the SBOM's subject
         classify(components, owners, debian, f"PYZ:{name}", source)
 
-    # The two bootloaders: PyInstaller's runs the program, staticx's unpacks it.
+    # The two bootloaders: PyInstaller's runs the program, staticx's (patched) unpacks it.
     for tool in ("pyinstaller", "staticx"):
         dist = importlib.metadata.distribution(tool)
         components.add(f"pkg:pypi/{tool}@{dist.version}", f"({tool} bootloader)", name=tool,
                        version=dist.version, licenses=[python_license(dist) or {}])
+    staticx = components.by_purl[f"pkg:pypi/staticx@{importlib.metadata.version('staticx')}"]
+    staticx["pedigree"] = staticx_pedigree(staticx["version"])
+    purl, fields = zstd_component()
+    components.add(purl, "(staticx bootloader: zstd decoder)", **fields)
 
     for name in bundled:
         if name.startswith(".staticx.") or name == "tinyapi":
@@ -278,6 +294,66 @@ def build_sbom(binary: str) -> dict:
         },
         "components": components.sorted(),
     }
+
+
+def pinned_sdist(name: str) -> tuple[str, str, str]:
+    """(version, sha256, path in dist/bootloader/sources) of a bootloader source."""
+    try:
+        version, digest = pins.pinned_sources(BOOTLOADER_SOURCES)[name]
+    except (ValueError, KeyError) as err:
+        raise SbomError(f"{BOOTLOADER_SOURCES}: no pin for {name} ({err})") from None
+    return version, digest, os.path.join(SDISTS, pins.sdist_name(name, version))
+
+
+def staticx_pedigree(version: str) -> dict:
+    """The upstream sdist the bootloader was built from, and each patch of the series."""
+    upstream, digest, _ = pinned_sdist("staticx")
+    if upstream != version:
+        raise SbomError(f"the bootloader is built from staticx {upstream}, the venv has {version}: "
+                        f"re-pin {os.path.relpath(BOOTLOADER_SOURCES, REPO)}")
+    patches = []
+    for name in sorted(os.listdir(PATCHES)):
+        if not name.endswith(".patch"):
+            continue
+        with open(os.path.join(PATCHES, name), encoding="utf-8") as handle:
+            text = handle.read()
+        patch = {"type": "unofficial",
+                 "diff": {"text": {"contentType": "text/x-diff", "content": text},
+                          "url": f"build/patches/staticx/{name}"}}
+        issue = re.search(r"^Forwarded: .*staticx issue (\d+)", text, re.M)
+        summary = re.search(r"^Description: (.*)$", text, re.M)
+        if issue:
+            patch["resolves"] = [{"type": "enhancement", "id": issue[1],
+                                  "name": summary[1] if summary else name,
+                                  "source": {"name": "staticx issues",
+                                             "url": "https://github.com/JonathonReinhart/staticx/issues"}}]
+        patches.append(patch)
+    return {
+        "ancestors": [{"type": "library", "bom-ref": f"staticx-{upstream}-upstream-sdist",
+                       "name": "staticx", "version": upstream, "purl": f"pkg:pypi/staticx@{upstream}",
+                       "hashes": [{"alg": "SHA-256", "content": digest}]}],
+        "patches": patches,
+        "notes": "The bootloader is built from the upstream sdist with these patches "
+                 "(build/build.py, stage bootloader); libnssfix.so is the wheel's, unpatched.",
+    }
+
+
+def zstd_component() -> tuple[str, dict]:
+    """zstd's single-file library, which the patched bootloader links: its version read from
+    the zstd.h of the pinned zstandard sdist it was taken from."""
+    carrier, digest, path = pinned_sdist("zstandard")
+    if not os.path.exists(path):
+        raise SbomError(f"{path} is missing: build the binary first (make binary)")
+    with tarfile.open(path) as sdist:
+        header = sdist.extractfile(f"zstandard-{carrier}/zstd/zstd.h").read().decode()
+    parts = [re.search(rf"#define ZSTD_VERSION_{part}\s+(\d+)", header)[1]
+             for part in ("MAJOR", "MINOR", "RELEASE")]
+    version = ".".join(parts)
+    return (f"pkg:generic/zstd@{version}",
+            {"name": "zstd", "version": version,
+             "licenses": [{"expression": "BSD-3-Clause OR GPL-2.0-only"}],
+             "description": f"zstd's single-file library (zstd.c), from the zstandard {carrier} sdist "
+                            f"(sha256 {digest}); its decoder is linked into staticx's bootloader"})
 
 
 def source_date_epoch() -> int:

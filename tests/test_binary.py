@@ -9,7 +9,11 @@ That needs root: without it they skip, except under CI=true, where they fail.
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -175,3 +179,179 @@ def test_builds_from_debians_python_too(tmp_path):
     assert str(venv_python).startswith("/usr/bin/python3")  # Debian's, not pyenv's
     ldd = subprocess.run(["ldd", str(clone / "dist" / "tinyapi")], capture_output=True, text=True)
     assert "not a dynamic executable" in ldd.stdout + ldd.stderr
+
+
+# --- the bootloader: staticx's, with build/patches/staticx/ --------------------------------------
+
+@pytest.mark.slow
+def test_patch_series_applies_to_the_pinned_sdist():
+    done = subprocess.run([sys.executable, str(ROOT / "build" / "build.py"), "--check-patches"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"==> \d+ patches of build/patches/staticx/ apply to staticx 0\.14\.2", done.stdout)
+
+
+@pytest.mark.slow
+def test_a_patch_that_no_longer_applies_is_one_line_naming_it(tmp_path):
+    series = sorted((ROOT / "build" / "patches" / "staticx").glob("*.patch"))
+    broken = tmp_path / "patches"
+    broken.mkdir()
+    for patch in series:
+        (broken / patch.name).write_text(patch.read_text())
+    # A context line of the last patch that the sdist does not have: upstream moved on.
+    last = broken / series[-1].name
+    last.write_text(last.read_text().replace("\n #include <sys/wait.h>\n", "\n #include <sys/changed.h>\n", 1))
+    done = subprocess.run([sys.executable, str(ROOT / "build" / "build.py"), "--check-patches",
+                           "--patches", str(broken)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"build.py: {last} no longer applies to staticx 0.14.2: "), done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_staticx_internals_the_build_leans_on_are_there():
+    """build.py's staticx driver wraps these staticx 0.14.2 names (a debt: a new staticx must
+    keep them, or the driver must change with it)."""
+    from importlib.metadata import version
+
+    import staticx.api
+    import staticx.elf
+    import staticx.utils
+    assert version("staticx") == "0.14.2"
+    for module, name in [(staticx.api, "copy_asset_to_tempfile"), (staticx.api, "run_hooks"),
+                         (staticx.api, "elf_add_section"), (staticx.api, "generate"),
+                         (staticx.elf, "get_shobj_deps"), (staticx.elf, "is_dynamic_elf"),
+                         (staticx.utils, "copy_fileobj_to_tempfile")]:
+        assert callable(getattr(module, name, None)), f"{module.__name__}.{name}"
+    assert callable(getattr(staticx.api.StaticxGenerator, "add_library", None))
+    assert "self.sxar = SxArchive(" in Path(staticx.api.__file__).read_text()  # an attribute
+
+
+SHELL = os.path.realpath("/bin/sh")  # a small dynamic program to bundle: dash
+
+
+@pytest.fixture(scope="module")
+def bundled_shell(binary, tmp_path_factory):
+    """/bin/sh bundled by staticx behind our bootloader, once per compression."""
+    out = tmp_path_factory.mktemp("bundled")
+    programs = {}
+    for compression in ("zstd", "xz", "none"):
+        programs[compression] = out / f"sh-{compression}"
+        done = subprocess.run([sys.executable, str(ROOT / "build" / "build.py"), "--bundle", SHELL,
+                               str(programs[compression]), "--compression", compression],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    return programs
+
+
+def run_bundled(program: Path, tmpdir: Path, script: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(program), "-c", script], capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmpdir)})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("compression", ["zstd", "xz", "none"])
+def test_bootloader_reads_each_compression_and_reuses_its_dir(bundled_shell, compression, tmp_path):
+    """zstd (ours), and upstream's xz and uncompressed archives; the bundle dir is made once,
+    private, and used again by the next run."""
+    from harness import staticx_archive
+    program = bundled_shell[compression]
+    assert staticx_archive.compression(staticx_archive.section(str(program))) == compression
+    first = run_bundled(program, tmp_path, 'echo "hello from $STATICX_BUNDLE_DIR"')
+    assert first.returncode == 0, first.stderr
+    made = list(tmp_path.iterdir())
+    assert len(made) == 1 and re.fullmatch(rf"staticx-{os.geteuid()}-[0-9a-f]{{16}}", made[0].name), made
+    assert first.stdout == f"hello from {made[0]}\n"
+    assert made[0].stat().st_mode & 0o7777 == 0o700
+    again = run_bundled(program, tmp_path, "echo again")
+    assert (again.returncode, again.stdout) == (0, "again\n")
+    assert list(tmp_path.iterdir()) == made
+
+
+def bundle_dir_name(program: Path, tmp_path: Path) -> str:
+    """The name the bootloader gives this program's bundle dir (learnt from a run elsewhere)."""
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    assert run_bundled(program, probe, "true").returncode == 0
+    name, = [p.name for p in probe.iterdir()]
+    return name
+
+
+@pytest.mark.root
+@pytest.mark.slow
+@pytest.mark.parametrize("squatter", ["symlink", "other-user", "mode-0755", "file"])
+def test_a_bundle_dir_name_taken_by_someone_else_is_not_used(bundled_shell, tmp_path, squatter):
+    """A shared /tmp: another user may have made the name first. The bootloader then falls back
+    to a private temporary dir, removed at exit, and leaves the squatter as it found it."""
+    needs_root()  # to make a directory owned by another user
+    program = bundled_shell["zstd"]
+    name = bundle_dir_name(program, tmp_path)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    target = tmp_path / "elsewhere"
+    target.mkdir(mode=0o700)
+    taken = shared / name
+    if squatter == "symlink":
+        taken.symlink_to(target)
+    elif squatter == "file":
+        taken.write_text("")
+    else:
+        taken.mkdir()
+        taken.chmod(0o700 if squatter == "other-user" else 0o755)
+        if squatter == "other-user":
+            os.chown(taken, 65534, 65534)
+    done = run_bundled(program, shared, 'echo "ran from $STATICX_BUNDLE_DIR"')
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"ran from {shared}/staticx-") and name not in done.stdout
+    assert [p.name for p in shared.iterdir()] == [name]  # the fallback dir was removed at exit
+    assert list(target.iterdir()) == []  # nothing written through the symlink
+    if taken.is_dir() and not taken.is_symlink():
+        assert list(taken.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_partial_dirs_of_killed_runs_are_removed_but_not_one_in_progress(bundled_shell, tmp_path):
+    import fcntl
+    program = bundled_shell["zstd"]
+    uid = os.geteuid()
+    stale = tmp_path / f"staticx-{uid}-0123456789abcdef.Ab12Cd"  # a run killed while extracting
+    busy = tmp_path / f"staticx-{uid}-0123456789abcdef.Ef34Gh"   # a run extracting right now
+    for partial in (stale, busy):
+        partial.mkdir(mode=0o700)
+        (partial / "libc.so.6").write_text("half")
+    other = tmp_path / f"staticx-{uid + 1}-0123456789abcdef.Ij56Kl"  # another user's: not ours
+    other.mkdir(mode=0o700)
+    lock = os.open(busy, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert run_bundled(program, tmp_path, "true").returncode == 0
+    finally:
+        os.close(lock)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert stale.name not in names
+    assert {busy.name, other.name} <= names
+    assert len([n for n in names if "." not in n]) == 1  # and the bundle dir itself
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["HUP", "USR1", "USR2", "TTIN", "TTOU", "WINCH", "QUIT", "TERM"])
+def test_fallback_parent_forwards_every_signal(bundled_shell, tmp_path, sig):
+    """When the bundle dir cannot be reused, the bootloader stays as the program's parent (to
+    remove its private dir at exit): every signal it gets must reach the program."""
+    program = bundled_shell["zstd"]
+    name = bundle_dir_name(program, tmp_path)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / name).symlink_to("/nonexistent")  # forces the fallback
+    script = f'trap "echo got {sig}; exit 7" {sig}; echo ready; while :; do sleep 0.05; done'
+    proc = subprocess.Popen([str(program), "-c", script], stdout=subprocess.PIPE, text=True,
+                            env={"PATH": "/usr/bin:/bin", "TMPDIR": str(shared)})
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(getattr(signal, f"SIG{sig}"))
+        assert proc.wait(timeout=30) == 7
+        assert proc.stdout.read() == f"got {sig}\n"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert [p.name for p in shared.iterdir()] == [name]

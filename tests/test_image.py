@@ -29,7 +29,7 @@ from harness.paths import IMAGE_NAME
 from harness.paths import ROOT as REPO
 from harness.serve import NotServing, wait_for_200
 
-START_TIMEOUT = 30.0  # staticx + PyInstaller unpack to /tmp before Python starts
+START_TIMEOUT = 30.0  # staticx unpacks to /tmp (at the first start) before Python starts
 
 pytestmark = pytest.mark.docker
 
@@ -225,9 +225,112 @@ def capabilities(c: Container) -> dict[str, str]:
 def test_no_process_in_the_container_has_capabilities(start, flags):
     c = start(*flags)
     c.wait_ready()
-    caps = capabilities(c)
-    assert len(caps) >= 4  # staticx's and PyInstaller's bootloaders, the master, the workers
+    # The master and its two workers (test_processes_are_the_server_alone): the first 200 may
+    # come before the second worker is up.
+    caps = poll(lambda: found if len(found := capabilities(c)) == 3 else None, START_TIMEOUT,
+                what="the master and two workers")
     assert set(caps.values()) == {"0000000000000000"}, caps
+
+
+# --- a container is just a process: start-up, signals, what is unpacked --------------------------
+
+def processes(c: Container) -> dict[int, int]:
+    """host pid -> host ppid of every process in the container."""
+    lines = docker("top", c.name, "-eo", "pid,ppid").stdout.splitlines()[1:]
+    return {int(pid): int(ppid) for pid, ppid in (line.split() for line in lines)}
+
+
+def workers(c: Container) -> set[int]:
+    """The gunicorn workers: the children of the container's PID 1 (the master)."""
+    master = int(c.inspect("{{.State.Pid}}"))
+    return {pid for pid, ppid in processes(c).items() if ppid == master}
+
+
+def test_processes_are_the_server_alone(start):
+    """PID 1 is gunicorn's master itself (staticx's bootloader execs the program, PyInstaller's
+    one-dir program is one process), and its two workers: nothing else."""
+    c = start()
+    c.wait_ready()
+    poll(lambda: len(workers(c)) == 2, START_TIMEOUT, what="two workers")
+    master = int(c.inspect("{{.State.Pid}}"))
+    assert set(processes(c)) == {master} | workers(c)
+    assert Path(f"/proc/{master}/cmdline").read_bytes().split(b"\0")[0].endswith(b"/tinyapi")
+
+
+class Load:
+    """GET /alwaysok one after the other from a thread, until stopped: every answer counted."""
+
+    def __init__(self, c: Container):
+        self.c, self.answered, self.failed = c, 0, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                status = self.c.get("/alwaysok", timeout=10).status
+                if status == 200:
+                    self.answered += 1
+                else:
+                    self.failed.append(status)
+            except (OSError, http.client.HTTPException) as err:
+                self.failed.append(repr(err))
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def test_hup_replaces_the_workers_and_every_request_is_answered(start):
+    c = start()
+    c.wait_ready()
+    old = poll(lambda: w if len(w := workers(c)) == 2 else None, START_TIMEOUT, what="two workers")
+    with Load(c) as load:
+        poll(lambda: load.answered > 0, 10, what="the first answer under load")
+        docker("kill", "-s", "HUP", c.name)
+        poll(lambda: len(w := workers(c)) == 2 and not w & old, 30, what="two new workers")
+        before = load.answered
+        poll(lambda: load.answered > before, 10, what="an answer from the new workers")
+    assert load.failed == [], load.failed
+    assert "Hang up: Master" in c.logs()
+    assert c.running()
+
+
+def test_ttin_adds_a_worker_and_ttou_removes_one(start):
+    c = start()
+    c.wait_ready()
+    poll(lambda: len(workers(c)) == 2, START_TIMEOUT, what="two workers")
+    docker("kill", "-s", "TTIN", c.name)
+    poll(lambda: len(workers(c)) == 3, 30, what="a third worker after TTIN")
+    docker("kill", "-s", "TTOU", c.name)
+    poll(lambda: len(workers(c)) == 2, 30, what="back to two workers after TTOU")
+    assert c.get("/alwaysok").status == 200
+
+
+def unpacked(c: Container) -> list[str]:
+    """What the container has put in /tmp (its writable layer: `docker diff`)."""
+    return sorted(line.split()[1] for line in docker("diff", c.name).stdout.splitlines()
+                  if line.split()[1].count("/") == 2 and line.split()[1].startswith("/tmp/"))
+
+
+def test_sigkill_and_start_five_times_leave_one_unpacked_copy(start):
+    """An OOM kill, a `docker stop` past its timeout, `--restart always`: the container's /tmp
+    outlives its process. The bundle dir is reused, never copied again."""
+    c = start()
+    c.wait_ready()
+    first = unpacked(c)
+    assert len(first) == 1 and first[0].startswith("/tmp/staticx-65532-"), first
+    for _ in range(5):
+        docker("kill", "-s", "KILL", c.name)
+        assert c.wait_exit() == 137
+        docker("start", c.name)
+        c.port = c.published_port()
+        c.wait_ready()
+    assert unpacked(c) == first
 
 
 def test_no_shell_to_exec(start):
