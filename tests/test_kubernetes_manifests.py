@@ -173,9 +173,8 @@ def test_tmp_is_an_exec_capable_memory_emptydir(pod, container):
     volumes = {v["name"]: v for v in pod["volumes"]}
     tmp = volumes[mounts["/tmp"]["name"]]
     assert tmp["emptyDir"]["medium"] == "Memory"
-    # 39.2 MB are unpacked there at start (staticx + PyInstaller), and a copy left by a
-    # SIGKILLed start outlives the restart: room for two; in the memory limit.
-    assert 2 * 39.3e6 <= quantity(tmp["emptyDir"]["sizeLimit"]) <= quantity(
+    # 24.2 MB are unpacked there (once: restarts reuse it); room for two, in the memory limit.
+    assert 2 * 24.3e6 <= quantity(tmp["emptyDir"]["sizeLimit"]) <= quantity(
         container["resources"]["limits"]["memory"])
 
 

@@ -228,8 +228,8 @@ def test_demo_swarm_replaces_the_task_after_panic_chaosmonkey_and_a_hang(demo_ru
     for r in (panic, chaos):
         assert r["exit_code"] == 1, r
         assert r["serving_after_s"] <= RECOVERY_BOUND_S, r
-    # The hang: the server's processes stopped (the master, its workers and the bootloaders
-    # above them), the probe's failures mark the task unhealthy within (retries + 1) probes of
+    # The hang: the server's processes stopped (the master and its workers, and a bootloader
+    # above them if the binary keeps one), the probe's failures mark the task unhealthy within (retries + 1) probes of
     # at most interval + timeout each, and Swarm kills it (137: a stopped process cannot act on
     # SIGTERM, so the engine's SIGKILL ends it) and starts another.
     assert len(hang["stopped_pids"]) >= 3, hang
