@@ -97,5 +97,5 @@ soak: image ## 60 s of wrk at saturation on the container: no error, no non-2xx,
 	$(PY) -m bench.soak --seconds $${SOAK_SECONDS:-60}
 
 # --- the deployments: deploy/ ---------------------------------------------------------------------
-demo-swarm: image ## Swarm self-healing: deploy deploy/swarm/stack.yml, /panic, /chaosmonkey, cleanup (TINYAPI_PORT=8080)
+demo-swarm: image ## Swarm self-healing: deploy deploy/swarm/stack.yml, /panic, /chaosmonkey, a SIGSTOPped server (as root), cleanup (TINYAPI_PORT=8080)
 	$(PY) deploy/swarm/demo

@@ -23,6 +23,9 @@ commands compared with each other run interleaved (A B A B ...) so that drift hi
                 `docker top`), idle, after 10,000 and after 100,000 requests
   throughput    wrk -t2 -c32 --latency on /alwaysok and / of the container, and on /alwaysok of
                 dist/tinyapi vs source on the host (the fair pair)
+  probe         one `tinyapi probe` (the image's health check): wall and CPU time, peak memory,
+                bytes written to /tmp, on the host and through the image; the share of one
+                core at the HEALTHCHECK's interval
   build         clean and no-change `make binary`, in a copy of the sources (dist/ is left
                 alone); every clean build must give the same sha256 as dist/tinyapi
 
@@ -43,6 +46,7 @@ import time
 from bench.build import bench_build
 from bench.chart import chart
 from bench.lib import LABEL, REPO, RESULTS, BenchError, preflight, run, say
+from bench.probe import bench_probe
 from bench.report import to_markdown
 from bench.sizes import bench_sizes
 from bench.startup import bench_startup_docker, bench_startup_host
@@ -51,7 +55,7 @@ from bench.targets import check_targets, fmt_value
 from harness.docker import DockerError
 from harness.paths import IMAGE
 
-SECTIONS = ("sizes", "startup-host", "startup-docker", "memory", "throughput", "build")
+SECTIONS = ("sizes", "startup-host", "startup-docker", "memory", "throughput", "probe", "build")
 
 
 def loadavg() -> float:
@@ -108,6 +112,8 @@ def main(argv=None) -> int:
                 bench_startup_docker(results, args.runs, image)
             if sections & {"memory", "throughput"}:
                 bench_memory_and_throughput(results, image, args.runs, duration, sections, cwd)
+            if "probe" in sections:
+                bench_probe(results, image, args.runs)
         if "build" in sections:
             bench_build(results, args.runs, clean_runs)
     except (BenchError, DockerError) as err:

@@ -186,13 +186,15 @@ def docker_rm(cid: str) -> None:
 
 @contextlib.contextmanager
 def container(*run_args: str, path: str = "/alwaysok"):
-    """`docker run -d` of run_args (options, the image, its command), 8080 published on a free
-    port of 127.0.0.1; yield (container id, port, seconds from `docker run` to the first 200
-    on path). The container is removed at the end."""
+    """`docker run -d --no-healthcheck` of run_args (options, the image, its command), 8080
+    published on a free port of 127.0.0.1; yield (container id, port, seconds from `docker run`
+    to the first 200 on path). The container is removed at the end."""
     port = free_port()
     started = time.monotonic()
-    cid = run(["docker", "run", "-d", "--label", LABEL, "-p", f"127.0.0.1:{port}:8080",
-               *run_args]).stdout.strip()
+    # No health check: a probe is a whole new start of the binary (its processes, its copy in
+    # /tmp) and would land in memory and CPU readings; bench/probe.py measures it on its own.
+    cid = run(["docker", "run", "-d", "--label", LABEL, "--no-healthcheck",
+               "-p", f"127.0.0.1:{port}:8080", *run_args]).stdout.strip()
     try:
         took = wait_200(port, path, started, alive=lambda: container_running(cid))
         yield cid, port, took

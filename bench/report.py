@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from bench.article import GO_ORIGINAL, GO_ORIGINAL_COMPRESSED
+from bench.probe import BUDGET
 from bench.targets import fmt_value
 
 
@@ -109,6 +110,8 @@ def to_markdown(r: dict) -> str:
             lines += ["", f"Frozen vs source on the host: {t['host']['frozen_vs_source_pct']:+.1f} % "
                       "(positive: the frozen binary is slower)."]
         lines.append("")
+    if "probe" in r:
+        lines += probe_section(r["probe"])
     if "build" in r:
         b = r["build"]
         lines += ["## Build (`make binary`, s)", "", "| what | median (min - max) |", "|---|---:|",
@@ -117,3 +120,35 @@ def to_markdown(r: dict) -> str:
                   "", f"Reproducible: {'yes' if b['reproducible'] else '**no**'}: the clean builds gave "
                   f"{', '.join('`' + d[:16] + '`' for d in b['sha256'])}; dist/tinyapi is `{b['dist_sha256'][:16]}`.", ""]
     return "\n".join(lines)
+
+
+def probe_section(r: dict) -> list[str]:
+    """The cost of one `tinyapi probe`, and the share of one core at the HEALTHCHECK's interval."""
+    host, image, share = r["host"], r["image"], r["healthcheck"]
+
+    def mb(s: dict) -> str:
+        return f"{s['median'] / 1e6:.1f}"
+    image_memory = mb(image["memory_peak_bytes"]) if "memory_peak_bytes" in image else "n/a"
+    return [
+        "## Health check: one `tinyapi probe`", "",
+        "| per probe | `dist/tinyapi probe`, host | `docker exec … probe`, hardened run |",
+        "|---|---:|---:|",
+        f"| wall time (ms) | {ms(host['wall_s'])} | {ms(image['wall_s'])} |",
+        f"| CPU time (ms): the probe's processes; the container's cgroup | {ms(host['cpu_s'])} | "
+        f"{ms(image['cpu_s'])} |",
+        f"| CPU time (ms) of the engine: dockerd, containerd, the shim | | {ms(image['engine_cpu_s'])} |",
+        f"| peak memory (MB): the largest process's RSS; the container's above idle | "
+        f"{mb(host['maxrss_bytes'])} | {image_memory} |",
+        f"| bytes written to /tmp, at the peak | {host['tmp_peak_bytes']['median']:,.0f} | "
+        f"{image['tmp_peak_bytes']['median']:,.0f} |",
+        f"| bytes left in /tmp after it ended (max) | {host['tmp_left_bytes']['max']:,.0f} | "
+        f"{image['tmp_left_bytes']['max']:,.0f} |",
+        f"| the server's own copy in /tmp, for comparison | {host['server_tmp_bytes']:,} | "
+        f"{image['server_tmp_bytes']:,} |",
+        "",
+        f"At the Dockerfile's `HEALTHCHECK --interval={share['interval_s']:.0f}s` the probes cost "
+        f"{share['cpu_per_probe_s'] * 1000:.0f} ms of CPU each (container + engine): "
+        f"**{share['share_of_one_core'] * 100:.2f} % of one core** (budget {BUDGET * 100:.0f} %; "
+        f"the shortest interval within it: {share['shortest_interval_within_budget_s']:.1f} s).",
+        "",
+    ]

@@ -1,6 +1,7 @@
-"""The Docker engine: `docker ...` as a call, whether an engine answers, and the files of an
-image (a created, never started container, exported: the one way to read them all, with their
-owners and modes, from the classic builder's images and BuildKit's alike)."""
+"""The Docker engine: `docker ...` as a call, whether an engine answers, a container's own
+processes, and the files of an image (a created, never started container, exported: the one way
+to read them all, with their owners and modes, from the classic builder's images and BuildKit's
+alike)."""
 from __future__ import annotations
 
 import hashlib
@@ -47,6 +48,20 @@ def docker_answers() -> bool:
 def container_running(name: str) -> bool:
     return docker("inspect", "-f", "{{.State.Running}}", name,
                   check=False).stdout.strip() == "true"
+
+
+def server_pids(name: str) -> list[int]:
+    """Host PIDs of a container's own processes: its first process and all under it. Not a
+    health-check probe (or any `docker exec`) in flight: the engine starts those beside it."""
+    first = int(docker("inspect", "-f", "{{.State.Pid}}", name).stdout)
+    parent = dict(tuple(map(int, row.split()))
+                  for row in docker("top", name, "-eo", "pid,ppid").stdout.splitlines()[1:])
+
+    def under_first(pid: int) -> bool:
+        while pid in parent and pid != first:
+            pid = parent[pid]
+        return pid == first
+    return sorted(pid for pid in parent if under_first(pid))
 
 
 @dataclass(frozen=True)

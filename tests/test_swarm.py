@@ -2,8 +2,8 @@
 
 The demo (deploy/swarm/demo, what `make demo-swarm` runs) is run as a program, with a free
 port, its own stack name and --json: it deploys the stack (making this node a one-node swarm
-if it is in none), sends /panic, then /chaosmonkey until a roll kills the server, and times
-how long Swarm takes to serve again. The tests read its JSON and then check, with docker
+if it is in none), sends /panic, then /chaosmonkey until a roll kills the server, then hangs
+it with SIGSTOP until its health check fails, and times how long Swarm takes to serve again. The tests read its JSON and then check, with docker
 itself, that nothing was left behind: no service, container, network or volume of the
 stack, and the swarm left again if the demo created it.
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -80,8 +81,28 @@ def test_stack_heals_and_updates_safely(service):
     assert deploy["placement"]["max_replicas_per_node"] == 1
     assert service["ports"] == [{"target": 8080, "published": "${TINYAPI_PORT:-8080}",
                                  "protocol": "tcp", "mode": "host"}]
-    # No in-container healthcheck: the image has no shell and nothing to probe with.
-    assert service["healthcheck"] == {"disable": True}
+
+
+def image_healthcheck() -> dict:
+    """The Dockerfile's HEALTHCHECK: {"test": [...], "interval": "60s", ...}."""
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    line = re.search(r"^HEALTHCHECK (.*)$", text, re.M).group(1)
+    options = dict(re.findall(r"--([a-z-]+)=(\S+)", line))
+    test = json.loads(line[line.index("CMD") + 3:])
+    options["retries"] = int(options["retries"])
+    return {"test": ["CMD", *test], **{k.replace("-", "_"): v for k, v in options.items()}}
+
+
+def test_stack_declares_the_images_healthcheck(service):
+    """The same probe with the same settings; only the interval may be shortened, by the demo
+    (TINYAPI_HEALTH_INTERVAL)."""
+    hc = dict(service["healthcheck"])
+    default = image_healthcheck()["interval"]
+    assert hc.pop("interval") == f"${{TINYAPI_HEALTH_INTERVAL:-{default}}}"
+    expected = image_healthcheck()
+    del expected["interval"]
+    assert hc == expected
+    assert hc["test"] == ["CMD", "/bin/tinyapi", "probe"]
 
 
 def test_stack_resources_are_sized_from_the_measurements(service):
@@ -134,6 +155,7 @@ def demo_run(image, tmp_path):
     """demo_run(*args) -> (Popen, json path, stack); checks afterwards that all is cleaned up."""
     before = {"swarm": swarm_state(), "gwbridge": has_gwbridge()}
     stacks: list[str] = []
+    procs: list[subprocess.Popen] = []
 
     def start(*args: str) -> tuple[subprocess.Popen, Path, str]:
         stack = f"tinyapi-test-{uuid.uuid4().hex[:8]}"
@@ -143,9 +165,15 @@ def demo_run(image, tmp_path):
             [sys.executable, str(DEMO), "--stack", stack, "--image", image, "--json", str(out),
              "--within", str(RECOVERY_BOUND_S), *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        procs.append(proc)
         return proc, out, stack
 
     yield start
+    for proc in procs:  # a test that failed midway: let the demo clean up, as on Ctrl-C
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=120)
+    left_behind = {}
     for stack in stacks:
         left = leftovers(stack)
         if left:  # clean up for the next run, then fail
@@ -154,10 +182,15 @@ def demo_run(image, tmp_path):
             time.sleep(5)
             for volume in left.get("volumes", []):
                 docker("volume", "rm", "-f", volume)
-        assert not left, f"the demo left {left} behind"
+            left_behind[stack] = left
+    # Put the swarm back as it was before failing on anything: a swarm left active here would
+    # make every later run "already a swarm manager".
     after = {"swarm": swarm_state(), "gwbridge": has_gwbridge()}
     if before["swarm"] == "inactive" and after["swarm"] != "inactive":
         docker("swarm", "leave", "--force")
+    if not before["gwbridge"] and has_gwbridge():
+        docker("network", "rm", "docker_gwbridge")
+    assert not left_behind, f"the demo left {left_behind} behind"
     assert after == before, "the demo must leave the swarm as it found it"
 
 
@@ -173,8 +206,9 @@ def finish(proc: subprocess.Popen, timeout: float = DEMO_TIMEOUT_S) -> tuple[int
 
 
 @pytest.mark.docker
+@pytest.mark.root
 @pytest.mark.slow
-def test_demo_swarm_replaces_the_task_after_panic_and_chaosmonkey(demo_run):
+def test_demo_swarm_replaces_the_task_after_panic_chaosmonkey_and_a_hang(demo_run):
     began = time.monotonic()
     proc, out_json, stack = demo_run("--port", str(free_port()))
     status, out = finish(proc)
@@ -183,16 +217,31 @@ def test_demo_swarm_replaces_the_task_after_panic_and_chaosmonkey(demo_run):
     assert status == 0, f"demo exited {status}: {result['error']}\n{out}"
     print(f"demo took {took:.1f}s")
 
-    panic, chaos = result["rounds"]
-    assert panic["trigger"] == "/panic" and chaos["trigger"] == "/chaosmonkey"
-    for r in (panic, chaos):
-        assert r["exit_code"] == 1, r
-        assert r["reply"].startswith("no reply"), r          # the server dies mid-request
+    panic, chaos, hang = result["rounds"]
+    assert [r["trigger"] for r in result["rounds"]] == ["/panic", "/chaosmonkey", "SIGSTOP"]
+    for r in (panic, chaos, hang):
+        assert r["reply"].startswith("no reply"), r          # dead or hung mid-request
         assert r["old_task"] != r["new_task"], r              # a new task, not the old one
         assert r["old_task"].startswith(f"task {stack}_api.1 ")
         assert r["new_task"].startswith(f"task {stack}_api.1 ")  # in the same slot
         assert 0 <= r["exited_after_s"] <= r["new_task_after_s"] <= r["serving_after_s"]
+    for r in (panic, chaos):
+        assert r["exit_code"] == 1, r
         assert r["serving_after_s"] <= RECOVERY_BOUND_S, r
+    # The hang: the server's processes stopped (the master and its workers, and a bootloader
+    # above them if the binary keeps one), the probe's failures mark the task unhealthy within (retries + 1) probes of
+    # at most interval + timeout each, and Swarm kills it (137: a stopped process cannot act on
+    # SIGTERM, so the engine's SIGKILL ends it) and starts another.
+    assert len(hang["stopped_pids"]) >= 3, hang
+    hc = image_healthcheck()
+    bound = (hc["retries"] + 1) * (result["health_interval_s"] + float(hc["timeout"].rstrip("s")))
+    assert hc["retries"] == 3
+    assert 0 < hang["unhealthy_after_s"] <= bound, hang
+    assert hang["unhealthy_after_s"] <= hang["exited_after_s"], hang
+    assert hang["exit_code"] == 137, hang
+    assert hang["probe_output"] == ("tinyapi probe: GET http://127.0.0.1:8080/alwaysok: "
+                                    "no answer within 2 s"), hang
+    assert hang["serving_after_s"] <= bound + RECOVERY_BOUND_S, hang
     assert "RoutePanic invoked. Exiting" in panic["last_words"] and "[CRIT]" in panic["last_words"]
     assert "RouteChaosMonkey rolled" in chaos["last_words"]
     assert chaos["calls"] == len(chaos["rolls"]) + 1
@@ -200,7 +249,9 @@ def test_demo_swarm_replaces_the_task_after_panic_and_chaosmonkey(demo_run):
 
     # The timeline a learner reads.
     for line in ("GET /panic sent", "exited (exit code 1)", "GET /alwaysok 200 again",
-                 '"task: non-zero exit (1)"', "docker stack rm " + stack):
+                 '"task: non-zero exit (1)"', "kill -STOP ", "unhealthy, ",
+                 "unhealthy container", "kill -CONT: none of the processes round 3 stopped",
+                 "docker stack rm " + stack):
         assert line in out, line
     # The demo's swarm-made-here bookkeeping agrees with what the fixture saw.
     assert ("docker swarm leave --force" in out) == result["swarm_created"]
@@ -223,6 +274,40 @@ def test_demo_cleans_up_when_interrupted(demo_run):
     result = json.loads(out_json.read_text())
     assert status == 1 and result["error"] == "interrupted", "".join(seen) + rest
     assert f"docker stack rm {stack}" in rest
+
+
+@pytest.mark.docker
+@pytest.mark.root
+@pytest.mark.slow
+def test_demo_cleans_up_when_interrupted_with_the_server_stopped(demo_run):
+    """SIGTERM during round 3, while the server's processes are stopped: the cleanup lets them
+    go on and removes everything."""
+    proc, out_json, stack = demo_run("--port", str(free_port()))
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "kill -STOP " in line:
+            pids = [int(p) for p in line.split("kill -STOP ")[1].split(" (")[0].split()]
+            break
+    else:
+        pytest.fail("the demo ended before round 3:\n" + "".join(seen), pytrace=False)
+    states = {pid: process_state(pid) for pid in pids}  # read before the cleanup resumes them
+    proc.send_signal(signal.SIGTERM)
+    status, rest = finish(proc, timeout=120)
+    assert set(states.values()) == {"T"}, states  # the demo says so once they all are
+    result = json.loads(out_json.read_text())
+    assert status == 1 and result["error"] == "interrupted", "".join(seen) + rest
+    assert f"kill -CONT {' '.join(map(str, pids))} (stopped in round 3)" in rest
+    assert not [pid for pid in pids if process_state(pid) == "T"], "still stopped"
+
+
+def process_state(pid: int) -> str | None:
+    """R, S, T (stopped), ... from /proc/PID/stat; None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
 
 
 @pytest.mark.docker

@@ -1,4 +1,4 @@
-"""The command line: `tinyapi [--config FILE]`, `--version`, `--help`."""
+"""The command line: `tinyapi [--config FILE]`, `--version`, `--help`, and `tinyapi probe`."""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +20,9 @@ def _epilog() -> str:
         *rows,
         "",
         "exit status: 0 stopped by SIGTERM/SIGINT, 1 /panic or /chaosmonkey, 2 bad config or start-up",
+        "",
+        "tinyapi probe [URL] [--timeout S]: exit 0 if the running server answers 200, else 1",
+        "  (the image's HEALTHCHECK; see tinyapi probe --help)",
     ])
 
 
@@ -39,6 +42,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["probe"]:
+        # Before anything else, logging included: a probe imports the standard library and the
+        # config only (never Flask or gunicorn), and prints nothing when all is well.
+        from tinyapi import probe
+        return probe.main(argv[1:])
     args = parse_args(argv)
     log = logger.setup()
     log.info("[STARTUP] Initializing tinyapi v%s", __version__)
