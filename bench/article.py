@@ -2,8 +2,8 @@
 shown beside (the chart, `make inspect`)."""
 
 # The article's table ("Building Tiny Secure Docker Containers", linuxctl.com, base images on
-# Docker Hub as of its writing), in bytes as `docker images` counts them (10^6), and the Go
-# original's image as the brief gives it.
+# Docker Hub as of its writing), in bytes (10^6): Docker Hub's sizes, compressed, what is
+# pulled. GO_ORIGINAL is the Go original's image unpacked, as `docker images` counts it.
 ARTICLE_URL = "https://linuxctl.com/p/building-tiny-secure-docker-containers/"
 ARTICLE_IMAGES = [
     ("CentOS 7", 70e6), ("CentOS 6", 69e6), ("Debian 9", 42e6), ("Debian 8", 51e6),
@@ -15,3 +15,12 @@ GO_ORIGINAL = ("go-tinyapi (the original, FROM scratch)", 9.58e6)
 # The same image compressed (`docker save | gzip -6 | wc -c`, measured in issue 16): Docker
 # Hub's sizes, as in the article's table, are compressed ones.
 GO_ORIGINAL_COMPRESSED = 5_413_578
+
+
+def beside_the_article(label: str, compressed: int) -> list[str]:
+    """Text bars, largest first: an image's compressed size beside the article's base images and
+    the Go original's, compressed too (like with like), for `make tour` and `make inspect`."""
+    rows = [*ARTICLE_IMAGES, (GO_ORIGINAL[0], GO_ORIGINAL_COMPRESSED), (label, compressed)]
+    widest = max(size for _, size in rows)
+    return [f"  {name:<42} {size / 1e6:>6.2f} MB  {'#' * max(1, round(40 * size / widest))}"
+            for name, size in sorted(rows, key=lambda row: -row[1])]

@@ -29,7 +29,8 @@ TOUR = ROOT / "docker" / "tour"
 # Step -> the line saying what its output proves.
 CLAIMS = {
     1: r"=> /bin/tinyapi loads no library from anywhere: one static executable",
-    2: r"=> \d+\.\d\d MB, \d+\.\d\dx the Go original; smaller than \d+ of the article's 13 base images",
+    2: r"=> \d+\.\d\d MB pulled, \d+\.\d\dx the Go original's; unpacked \d+\.\d\d MB, "
+       r"\d+\.\d\dx its; smaller than \d+ of the article's 13 base images",
     3: r"=> up and answering \d+\.\d\d s after `docker run`: no system boots, a process starts",
     4: r"=> the same \d+ PIDs, the same command lines: ordinary processes of this kernel; "
        r"the container's PID 1 is host PID \d+",
