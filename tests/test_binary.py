@@ -355,3 +355,79 @@ def test_fallback_parent_forwards_every_signal(bundled_shell, tmp_path, sig):
         proc.kill()
         proc.wait()
     assert [p.name for p in shared.iterdir()] == [name]
+
+
+def stopped_while_extracting(cmd: list[str], tmpdir: Path, bootloader_pid) -> tuple[subprocess.Popen, int] | None:
+    """Start cmd (dist/tinyapi, a first start in the empty tmpdir) and SIGSTOP its bootloader as
+    soon as its partial bundle dir shows: (the process, the bootloader's pid), stopped while it
+    is still extracting, or None when the extraction was over before the stop landed."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmpdir)})
+    try:
+        while proc.poll() is None:
+            names = os.listdir(tmpdir)
+            if any("." in n for n in names):
+                pid = bootloader_pid(proc)
+                if pid is None:
+                    continue
+                os.kill(pid, signal.SIGSTOP)
+                names = os.listdir(tmpdir)
+                if any("." in n for n in names) and not any("." not in n for n in names):
+                    return proc, pid
+                break
+            if names:  # renamed into place before we saw it
+                break
+    except BaseException:
+        proc.kill()
+        raise
+    proc.kill()
+    proc.wait()
+    return None
+
+
+def unshare_child(proc: subprocess.Popen) -> int | None:
+    """The pid (in our namespace) of unshare --fork's child, PID 1 of its new namespace."""
+    try:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("as_pid1", [False, True], ids=["process", "pid1"])
+def test_a_stop_while_extracting_ends_the_bootloader_and_the_next_start_serves(
+        binary, start_server, tmp_path, as_pid1):
+    """`docker stop` during a first start: SIGTERM while the bootloader still extracts. As PID 1
+    (a container's, here a new PID namespace's) the kernel drops a signal that has no handler,
+    and the stop waited out its timeout. It ends at once: by the signal (a process) or with
+    status 143 (PID 1, where the kernel does not let the signal end it). The next start removes
+    the partial dir it left, and serves."""
+    if as_pid1:
+        needs_root()  # unshare --pid
+        cmd = ["unshare", "--pid", "--fork", "--kill-child", str(binary), "--version"]
+        bootloader_pid, status = unshare_child, 128 + signal.SIGTERM
+    else:
+        cmd = [str(binary), "--version"]
+        bootloader_pid, status = (lambda proc: proc.pid), -signal.SIGTERM
+    for attempt in range(20):
+        tmpdir = tmp_path / f"tmp{attempt}"
+        tmpdir.mkdir()
+        caught = stopped_while_extracting(cmd, tmpdir, bootloader_pid)
+        if caught:
+            break
+    else:
+        pytest.fail("never caught the bootloader while it extracted, in 20 first starts")
+    proc, pid = caught
+    try:
+        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGCONT)
+        assert proc.wait(timeout=30) == status
+    finally:
+        proc.kill()
+        proc.wait()
+    partial, = os.listdir(tmpdir)
+    assert "." in partial  # extraction was cut short: no bundle dir was renamed into place
+    server = start_server(command=binary_command(binary), TMPDIR=str(tmpdir))
+    assert server.get("/alwaysok").status == 200
+    assert [n for n in os.listdir(tmpdir) if "." in n] == []
