@@ -198,9 +198,11 @@ def test_a_patch_that_no_longer_applies_is_one_line_naming_it(tmp_path):
     broken.mkdir()
     for patch in series:
         (broken / patch.name).write_text(patch.read_text())
-    # A context line of the last patch that the sdist does not have: upstream moved on.
-    last = broken / series[-1].name
-    last.write_text(last.read_text().replace("\n #include <sys/wait.h>\n", "\n #include <sys/changed.h>\n", 1))
+    # A context line that the sdist does not have (upstream moved on), in the last patch that
+    # has this one: the series stops at it, and the line names it.
+    context = "\n #include <sys/wait.h>\n"
+    last = [broken / p.name for p in series if context in p.read_text()][-1]
+    last.write_text(last.read_text().replace(context, "\n #include <sys/changed.h>\n", 1))
     done = subprocess.run([sys.executable, str(ROOT / "build" / "build.py"), "--check-patches",
                            "--patches", str(broken)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
