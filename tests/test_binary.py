@@ -433,3 +433,24 @@ def test_a_stop_while_extracting_ends_the_bootloader_and_the_next_start_serves(
     server = start_server(command=binary_command(binary), TMPDIR=str(tmpdir))
     assert server.get("/alwaysok").status == 200
     assert [n for n in os.listdir(tmpdir) if "." in n] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ignored", [(), (signal.SIGINT, signal.SIGQUIT)], ids=["none", "INT-QUIT"])
+def test_the_program_gets_the_signal_state_the_bootloader_was_given(bundled_shell, tmp_path, ignored):
+    """The bootloader catches the stop signals while it extracts, then puts them back: the
+    program ignores what its caller ignored (a shell's background job ignores INT and QUIT),
+    and nothing is left blocked. The same as /bin/sh run directly, at a first start and again."""
+    script = "exec grep -E '^Sig(Blk|Ign)' /proc/self/status"  # what the shell was given
+
+    def state(program):
+        done = subprocess.run([str(program), "-c", script], capture_output=True, text=True,
+                              timeout=60, env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)},
+                              preexec_fn=lambda: [signal.signal(s, signal.SIG_IGN) for s in ignored])
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+    direct = state(SHELL)
+    assert "SigBlk:\t0000000000000000\n" in direct
+    assert ("SigIgn:\t0000000000000000\n" in direct) == (not ignored)
+    assert state(bundled_shell["zstd"]) == direct  # a first start: extracted, then exec
+    assert state(bundled_shell["zstd"]) == direct  # again: the bundle dir reused
