@@ -198,9 +198,11 @@ def test_a_patch_that_no_longer_applies_is_one_line_naming_it(tmp_path):
     broken.mkdir()
     for patch in series:
         (broken / patch.name).write_text(patch.read_text())
-    # A context line of the last patch that the sdist does not have: upstream moved on.
-    last = broken / series[-1].name
-    last.write_text(last.read_text().replace("\n #include <sys/wait.h>\n", "\n #include <sys/changed.h>\n", 1))
+    # A context line that the sdist does not have (upstream moved on), in the last patch that
+    # has this one: the series stops at it, and the line names it.
+    context = "\n #include <sys/wait.h>\n"
+    last = [broken / p.name for p in series if context in p.read_text()][-1]
+    last.write_text(last.read_text().replace(context, "\n #include <sys/changed.h>\n", 1))
     done = subprocess.run([sys.executable, str(ROOT / "build" / "build.py"), "--check-patches",
                            "--patches", str(broken)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
@@ -355,3 +357,100 @@ def test_fallback_parent_forwards_every_signal(bundled_shell, tmp_path, sig):
         proc.kill()
         proc.wait()
     assert [p.name for p in shared.iterdir()] == [name]
+
+
+def stopped_while_extracting(cmd: list[str], tmpdir: Path, bootloader_pid) -> tuple[subprocess.Popen, int] | None:
+    """Start cmd (dist/tinyapi, a first start in the empty tmpdir) and SIGSTOP its bootloader as
+    soon as its partial bundle dir shows: (the process, the bootloader's pid), stopped while it
+    is still extracting, or None when the extraction was over before the stop landed."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmpdir)})
+    try:
+        while proc.poll() is None:
+            names = os.listdir(tmpdir)
+            if any("." in n for n in names):
+                pid = bootloader_pid(proc)
+                if pid is None:
+                    continue
+                os.kill(pid, signal.SIGSTOP)
+                names = os.listdir(tmpdir)
+                if any("." in n for n in names) and not any("." not in n for n in names):
+                    return proc, pid
+                break
+            if names:  # renamed into place before we saw it
+                break
+    except BaseException:
+        proc.kill()
+        raise
+    proc.kill()
+    proc.wait()
+    return None
+
+
+def unshare_child(proc: subprocess.Popen) -> int | None:
+    """The pid (in our namespace) of unshare --fork's child, PID 1 of its new namespace."""
+    try:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("as_pid1", [False, True], ids=["process", "pid1"])
+def test_a_stop_while_extracting_ends_the_bootloader_and_the_next_start_serves(
+        binary, start_server, tmp_path, as_pid1):
+    """`docker stop` during a first start: SIGTERM while the bootloader still extracts. As PID 1
+    (a container's, here a new PID namespace's) the kernel drops a signal that has no handler,
+    and the stop waited out its timeout. It ends at once: by the signal (a process) or with
+    status 143 (PID 1, where the kernel does not let the signal end it). The next start removes
+    the partial dir it left, and serves."""
+    if as_pid1:
+        needs_root()  # unshare --pid
+        cmd = ["unshare", "--pid", "--fork", "--kill-child", str(binary), "--version"]
+        bootloader_pid, status = unshare_child, 128 + signal.SIGTERM
+    else:
+        cmd = [str(binary), "--version"]
+        bootloader_pid, status = (lambda proc: proc.pid), -signal.SIGTERM
+    for attempt in range(20):
+        tmpdir = tmp_path / f"tmp{attempt}"
+        tmpdir.mkdir()
+        caught = stopped_while_extracting(cmd, tmpdir, bootloader_pid)
+        if caught:
+            break
+    else:
+        pytest.fail("never caught the bootloader while it extracted, in 20 first starts")
+    proc, pid = caught
+    try:
+        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGCONT)
+        assert proc.wait(timeout=30) == status
+    finally:
+        proc.kill()
+        proc.wait()
+    partial, = os.listdir(tmpdir)
+    assert "." in partial  # extraction was cut short: no bundle dir was renamed into place
+    server = start_server(command=binary_command(binary), TMPDIR=str(tmpdir))
+    assert server.get("/alwaysok").status == 200
+    assert [n for n in os.listdir(tmpdir) if "." in n] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ignored", [(), (signal.SIGINT, signal.SIGQUIT)], ids=["none", "INT-QUIT"])
+def test_the_program_gets_the_signal_state_the_bootloader_was_given(bundled_shell, tmp_path, ignored):
+    """The bootloader catches the stop signals while it extracts, then puts them back: the
+    program ignores what its caller ignored (a shell's background job ignores INT and QUIT),
+    and nothing is left blocked. The same as /bin/sh run directly, at a first start and again."""
+    script = "exec grep -E '^Sig(Blk|Ign)' /proc/self/status"  # what the shell was given
+
+    def state(program):
+        done = subprocess.run([str(program), "-c", script], capture_output=True, text=True,
+                              timeout=60, env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)},
+                              preexec_fn=lambda: [signal.signal(s, signal.SIG_IGN) for s in ignored])
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+    direct = state(SHELL)
+    assert "SigBlk:\t0000000000000000\n" in direct
+    assert ("SigIgn:\t0000000000000000\n" in direct) == (not ignored)
+    assert state(bundled_shell["zstd"]) == direct  # a first start: extracted, then exec
+    assert state(bundled_shell["zstd"]) == direct  # again: the bundle dir reused
