@@ -13,10 +13,10 @@ import hashlib
 import http.client
 import http.server
 import json
+import os
 import re
 import ssl
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -162,14 +162,35 @@ def test_restart_on_failure_serves_again_after_panic(start):
     assert c.get("/").status == 200
 
 
-def test_docker_stop_exits_0_within_2s(start):
+def test_docker_stop_exits_0(start):
+    # 0, not 137: PID 1 handled the SIGTERM (a dropped one is a SIGKILL after the timeout).
     c = start()
     c.wait_ready()
-    began = time.monotonic()
-    docker("stop", "-t", "10", c.name, timeout=30)
-    took = time.monotonic() - began
+    docker("stop", "-t", "30", c.name, timeout=60)
     assert c.inspect("{{.State.ExitCode}}") == "0", c.logs()
-    assert took < 2.0, f"docker stop took {took:.2f}s (SIGTERM not handled by PID 1?)"
+
+
+def caught_signals(pid: int) -> int:
+    """The signals the process has a handler for (SigCgt), as a bit mask: 1 << (signal - 1)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^SigCgt:\s*([0-9a-f]+)", status, re.M).group(1), 16)
+
+
+def test_docker_stop_while_the_app_loads_is_not_dropped(start):
+    """A stop after tinyapi's entry point runs and before gunicorn installs its own handlers
+    (Flask imported, the app built and warmed up) ends the container with 0: PID 1 without a
+    handler has the kernel drop the SIGTERM, and the stop waits out its timeout and SIGKILLs
+    (137). The moment: tinyapi's SIGTERM handler in place, gunicorn's SIGHUP one not yet."""
+    c = start()
+    pid = int(c.inspect("{{.State.Pid}}"))
+    term, hup = 1 << 14, 1 << 0
+    # The program (not the bootloader, which catches SIGTERM while it unpacks: patch 0004).
+    program = re.compile(r"/staticx-\d+-[0-9a-f]+/")
+    poll(lambda: program.search(os.readlink(f"/proc/{pid}/exe"))
+         and caught_signals(pid) & (term | hup) == term, 30, interval=0.002,
+         what="PID 1 the program, with tinyapi's SIGTERM handler and not yet gunicorn's")
+    docker("stop", "-t", "30", c.name, timeout=60)
+    assert c.inspect("{{.State.ExitCode}}") == "0", c.logs()
 
 
 def process_uids(c: Container) -> set[str]:

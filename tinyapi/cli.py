@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from tinyapi import __version__, config, logger
@@ -41,6 +42,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _stop_before_serving(_signum, _frame) -> None:
+    raise SystemExit(0)  # stopped as asked, before serving: SIGTERM's status, 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["probe"]:
@@ -48,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         # config only (never Flask or gunicorn), and prints nothing when all is well.
         from tinyapi import probe
         return probe.main(argv[1:])
+    # A stop before gunicorn installs its own handlers (Python starting, the app being built):
+    # as PID 1 without a handler, the kernel would drop it and the engine wait out its timeout.
+    signal.signal(signal.SIGTERM, _stop_before_serving)
     args = parse_args(argv)
     log = logger.setup()
     log.info("[STARTUP] Initializing tinyapi v%s", __version__)
