@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: help venv lock lint docs setup serve run test test-quick binary binary-in-docker sbom image inspect verify-reproducible tour bench bench-quick soak demo-swarm
+.PHONY: help venv lock lint format docs setup serve run test test-quick binary binary-in-docker sbom image inspect verify-reproducible tour bench bench-quick soak demo-swarm
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -23,8 +23,12 @@ lock: ## re-pin requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra build --extra dev --generate-hashes \
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
 
-lint: venv ## ruff over the tree, as configured in pyproject.toml
+lint: venv ## ruff over the tree, as configured in pyproject.toml: its checks, and the format
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: venv ## format the tree with ruff (what make lint checks)
+	$(PY) -m ruff format .
 
 # --- the docs: docs/ ------------------------------------------------------------------------------
 docs: venv ## regenerate the reference tables of docs/ that come from code (config keys, image files ...)

@@ -31,6 +31,7 @@ commands compared with each other run interleaved (A B A B ...) so that drift hi
 
 Usage: python -m bench [--quick] [--runs N] [--only SECTION ...]   (run as root, with Docker)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,21 +65,37 @@ def loadavg() -> float:
 
 
 def machine() -> dict:
-    docker = subprocess.run(["docker", "version", "-f", "{{.Server.Version}}"],
-                            capture_output=True, text=True).stdout.strip()
-    return {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
-            "docker": docker, "wrk": "wrk -t2 -c32 --latency"}
+    docker = subprocess.run(
+        ["docker", "version", "-f", "{{.Server.Version}}"], capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "docker": docker,
+        "wrk": "wrk -t2 -c32 --latency",
+    }
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help="shorter wrk runs (3 s), one clean build: for trying a change, not for the record")
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="shorter wrk runs (3 s), one clean build: for trying a change, not for the record",
+    )
     p.add_argument("--runs", type=int, default=5, help="runs per timing (default 5)")
-    p.add_argument("--only", action="append", choices=SECTIONS, help="run only this section (repeatable)")
+    p.add_argument(
+        "--only", action="append", choices=SECTIONS, help="run only this section (repeatable)"
+    )
     p.add_argument("--output", default=RESULTS, help="directory for latest.json/.md and the chart")
-    p.add_argument("--image", help="measure this image instead of building tinyapi:latest (make image)")
+    p.add_argument(
+        "--image", help="measure this image instead of building tinyapi:latest (make image)"
+    )
     args = p.parse_args(argv)
     sections = set(args.only or SECTIONS)
     duration = 3.0 if args.quick else 10.0
@@ -87,8 +104,10 @@ def main(argv=None) -> int:
     started = time.monotonic()
     load_before = loadavg()
     if load_before > 1.5:
-        say(f"the load average is {load_before:.1f} on {os.cpu_count()} CPUs: something else is "
-            "running, and the timings will show it (they record it)")
+        say(
+            f"the load average is {load_before:.1f} on {os.cpu_count()} CPUs: something else is "
+            "running, and the timings will show it (they record it)"
+        )
     try:
         preflight(sections)
         image = args.image or IMAGE
@@ -96,12 +115,21 @@ def main(argv=None) -> int:
             say("make image (builds dist/tinyapi first, if anything changed)")
             run(["make", "-C", REPO, "--no-print-directory", "image"], timeout=1800)
         commit = run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]).stdout.strip()
-        dirty = bool(run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"]).stdout.strip())
+        dirty = bool(
+            run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
+        )
         results = {
             "when": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "commit": commit, "dirty": dirty, "machine": machine(),
-            "settings": {"runs": args.runs, "quick": args.quick, "wrk_seconds": duration,
-                         "clean_build_runs": clean_runs, "sections": sorted(sections)},
+            "commit": commit,
+            "dirty": dirty,
+            "machine": machine(),
+            "settings": {
+                "runs": args.runs,
+                "quick": args.quick,
+                "wrk_seconds": duration,
+                "clean_build_runs": clean_runs,
+                "sections": sorted(sections),
+            },
         }
         with tempfile.TemporaryDirectory(prefix="tinyapi-bench-cwd-") as cwd:  # no config.yml here
             if "sizes" in sections:
@@ -120,8 +148,9 @@ def main(argv=None) -> int:
         print(f"bench: {err}", file=sys.stderr)
         return 1
     finally:
-        leftovers = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={LABEL}"],
-                                   capture_output=True, text=True).stdout.split()
+        leftovers = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label={LABEL}"], capture_output=True, text=True
+        ).stdout.split()
         if leftovers:
             subprocess.run(["docker", "rm", "-f", *leftovers], capture_output=True)
 
@@ -138,11 +167,15 @@ def main(argv=None) -> int:
         chart(results, os.path.join(args.output, "image-sizes.png"))
     with open(os.path.join(args.output, "latest.md"), "w") as f:
         f.write(to_markdown(results))
-    say(f"done in {results['seconds']:.0f} s: {os.path.relpath(args.output, REPO)}/latest.md, latest.json"
-        + (", image-sizes.png" if "sizes" in results else ""))
+    say(
+        f"done in {results['seconds']:.0f} s: {os.path.relpath(args.output, REPO)}/latest.md, latest.json"
+        + (", image-sizes.png" if "sizes" in results else "")
+    )
     for t in results["targets"]:
-        print(f"  {'ok ' if t['met'] else 'MISS'} {t['target']}: {fmt_value(t['measured'], t['unit'])} "
-              f"(target {'<=' if t['kind'] == 'max' else '>='} {fmt_value(t['limit'], t['unit'])})")
+        print(
+            f"  {'ok ' if t['met'] else 'MISS'} {t['target']}: {fmt_value(t['measured'], t['unit'])} "
+            f"(target {'<=' if t['kind'] == 'max' else '>='} {fmt_value(t['limit'], t['unit'])})"
+        )
     return 0
 
 

@@ -1,4 +1,5 @@
 """The build section: clean and no-change `make binary` in a copy of the sources."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,10 +12,19 @@ import time
 from bench.lib import BINARY, REPO, BenchError, run, say, stats
 from harness.epoch import source_date_epoch
 
-BUILD_INPUTS = ["Makefile", "pyproject.toml", "requirements.lock", "build/build.py",
-                "build/source-date-epoch", "build/tinyapi.spec", "build/bootloader-sources.txt"] + [
+BUILD_INPUTS = [
+    "Makefile",
+    "pyproject.toml",
+    "requirements.lock",
+    "build/build.py",
+    "build/source-date-epoch",
+    "build/tinyapi.spec",
+    "build/bootloader-sources.txt",
+] + [
     os.path.join("build", "patches", "staticx", f)
-    for f in sorted(os.listdir(os.path.join(REPO, "build", "patches", "staticx"))) if f.endswith(".patch")]
+    for f in sorted(os.listdir(os.path.join(REPO, "build", "patches", "staticx")))
+    if f.endswith(".patch")
+]
 
 
 def sha256(path: str) -> str:
@@ -32,14 +42,25 @@ def bench_build(results: dict, runs: int, clean_runs: int) -> None:
     venv = os.path.join(REPO, ".venv")
     env = dict(os.environ, SOURCE_DATE_EPOCH=source_date_epoch())
     with tempfile.TemporaryDirectory(prefix="tinyapi-bench-build-") as copy:
-        files = BUILD_INPUTS + [os.path.join("tinyapi", f) for f in
-                                sorted(os.listdir(os.path.join(REPO, "tinyapi"))) if f.endswith(".py")]
+        files = BUILD_INPUTS + [
+            os.path.join("tinyapi", f)
+            for f in sorted(os.listdir(os.path.join(REPO, "tinyapi")))
+            if f.endswith(".py")
+        ]
         for rel in files:
             os.makedirs(os.path.dirname(os.path.join(copy, rel)) or copy, exist_ok=True)
             shutil.copy2(os.path.join(REPO, rel), os.path.join(copy, rel))
         # -o: never remake the venv from here (it is the repository's own).
-        make = ["make", "-C", copy, "--no-print-directory", "-o", f"{venv}/.installed",
-                "binary", f"VENV={venv}"]
+        make = [
+            "make",
+            "-C",
+            copy,
+            "--no-print-directory",
+            "-o",
+            f"{venv}/.installed",
+            "binary",
+            f"VENV={venv}",
+        ]
         digests = []
 
         def clean():
@@ -66,9 +87,13 @@ def bench_build(results: dict, runs: int, clean_runs: int) -> None:
                 nochanges.append(nochange())
     dist = sha256(BINARY)
     results["build"] = {
-        "clean_s": stats(cleans), "nochange_s": stats(nochanges),
-        "sha256": sorted(set(digests)), "dist_sha256": dist,
+        "clean_s": stats(cleans),
+        "nochange_s": stats(nochanges),
+        "sha256": sorted(set(digests)),
+        "dist_sha256": dist,
         "reproducible": set(digests) == {dist},
     }
-    say(f"  clean {statistics.median(cleans):.1f} s, no-change {statistics.median(nochanges):.2f} s, "
-        f"reproducible: {results['build']['reproducible']}")
+    say(
+        f"  clean {statistics.median(cleans):.1f} s, no-change {statistics.median(nochanges):.2f} s, "
+        f"reproducible: {results['build']['reproducible']}"
+    )

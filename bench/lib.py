@@ -1,5 +1,6 @@
 """The benchmarks' library, which bench/soak.py and docker/inspect-image use too: running commands, timing (median, min, max; interleaved runs), a tinyapi on the host
 or in a container timed to its first 200, and the preflight checks."""
+
 from __future__ import annotations
 
 import contextlib
@@ -36,8 +37,12 @@ def say(msg: str) -> None:
 
 
 def stats(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "runs": values}
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "runs": values,
+    }
 
 
 def interleaved(runs: int, commands: dict) -> dict:
@@ -55,8 +60,10 @@ def run(cmd, **kwargs) -> subprocess.CompletedProcess:
     kwargs.setdefault("text", True)
     done = subprocess.run(cmd, **kwargs)
     if done.returncode != 0:
-        raise BenchError(f"{' '.join(cmd)} exited {done.returncode}:\n"
-                         f"{(done.stdout or '')[-2000:]}{(done.stderr or '')[-2000:]}")
+        raise BenchError(
+            f"{' '.join(cmd)} exited {done.returncode}:\n"
+            f"{(done.stdout or '')[-2000:]}{(done.stderr or '')[-2000:]}"
+        )
     return done
 
 
@@ -69,6 +76,7 @@ def wait_200(port: int, path: str, started: float, alive=lambda: True, timeout=6
 
 
 # --- tinyapi on the host -------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def host_server(cmd: list[str], cwd: str, port: int | None = None, env: dict | None = None):
@@ -83,19 +91,25 @@ def host_server(cmd: list[str], cwd: str, port: int | None = None, env: dict | N
 
 
 def host_commands() -> dict:
-    return {"frozen": [BINARY], "source": [os.path.join(REPO, ".venv", "bin", "python"), "-m", "tinyapi"]}
+    return {
+        "frozen": [BINARY],
+        "source": [os.path.join(REPO, ".venv", "bin", "python"), "-m", "tinyapi"],
+    }
 
 
 def time_to_200(cmd: list[str], cwd: str, env=None):
     """A callable for interleaved(): start cmd on the host, the seconds to its first 200.
     env: more environment, or a callable giving it anew at each run."""
+
     def measure():
         with host_server(cmd, cwd, env=env() if callable(env) else env) as (proc, port, started):
             return wait_200(port, "/alwaysok", started, alive=lambda: proc.poll() is None)
+
     return measure
 
 
 # --- tinyapi in a container ----------------------------------------------------------------
+
 
 def build_baseline_image() -> None:
     """busybox httpd FROM scratch: Debian's busybox-static and one page to answer 200 with."""
@@ -109,8 +123,10 @@ def build_baseline_image() -> None:
         with open(os.path.join(ctx, "root", "www", "index.html"), "w") as f:
             f.write("ok\n")
         with open(os.path.join(ctx, "Dockerfile"), "w") as f:
-            f.write("FROM scratch\nCOPY root/ /\nEXPOSE 8080\n"
-                    'ENTRYPOINT ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]\n')
+            f.write(
+                "FROM scratch\nCOPY root/ /\nEXPOSE 8080\n"
+                'ENTRYPOINT ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+            )
         run(["docker", "build", "-q", "-t", BASELINE_IMAGE, ctx])
 
 
@@ -132,8 +148,11 @@ def runtime_requirements() -> str:
                 todo.append(name)
     with open(os.path.join(REPO, "requirements.lock")) as f:
         blocks = re.split(r"\n(?=[A-Za-z0-9])", f.read())
-    return "".join(block.rstrip() + "\n" for block in blocks
-                   if canonicalize_name(block.split("==", 1)[0]) in wanted)
+    return "".join(
+        block.rstrip() + "\n"
+        for block in blocks
+        if canonicalize_name(block.split("==", 1)[0]) in wanted
+    )
 
 
 def build_source_image() -> None:
@@ -158,25 +177,41 @@ def build_source_image() -> None:
         with open(os.path.join(ctx, "requirements.txt"), "w") as f:
             f.write(requirements)
         run([DEBIAN_PYTHON, "-m", "venv", venv])
-        run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "--quiet",
-             "--disable-pip-version-check", "--require-hashes", "--no-deps",
-             "-r", os.path.join(ctx, "requirements.txt")])
+        run(
+            [
+                os.path.join(venv, "bin", "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--require-hashes",
+                "--no-deps",
+                "-r",
+                os.path.join(ctx, "requirements.txt"),
+            ]
+        )
         with open(stamp, "w") as f:
             f.write(requirements)
     shutil.rmtree(os.path.join(ctx, "src"), ignore_errors=True)
-    shutil.copytree(os.path.join(REPO, "tinyapi"), os.path.join(ctx, "src", "tinyapi"),
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        os.path.join(REPO, "tinyapi"),
+        os.path.join(ctx, "src", "tinyapi"),
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     shutil.copy(os.path.join(REPO, "config.yml"), os.path.join(ctx, "config.yml"))
     with open(os.path.join(ctx, "Dockerfile"), "w") as f:
-        f.write(f"FROM {BUILDER_BASE}\n"
-                f"COPY venv {venv}\n"
-                "COPY src /opt/tinyapi\n"
-                "COPY config.yml /etc/tinyapi/config.yml\n"
-                # Bytecode compiled in the image, as pip does in a venv: nothing to do at start.
-                f"RUN {venv}/bin/python -m compileall -q /opt/tinyapi\n"
-                "ENV PYTHONPATH=/opt/tinyapi TINYAPI_CFG_PATH=/etc/tinyapi\n"
-                "WORKDIR /tmp\nUSER 65532:65532\nEXPOSE 8080\n"
-                f'ENTRYPOINT ["{venv}/bin/python", "-m", "tinyapi"]\n')
+        f.write(
+            f"FROM {BUILDER_BASE}\n"
+            f"COPY venv {venv}\n"
+            "COPY src /opt/tinyapi\n"
+            "COPY config.yml /etc/tinyapi/config.yml\n"
+            # Bytecode compiled in the image, as pip does in a venv: nothing to do at start.
+            f"RUN {venv}/bin/python -m compileall -q /opt/tinyapi\n"
+            "ENV PYTHONPATH=/opt/tinyapi TINYAPI_CFG_PATH=/etc/tinyapi\n"
+            "WORKDIR /tmp\nUSER 65532:65532\nEXPOSE 8080\n"
+            f'ENTRYPOINT ["{venv}/bin/python", "-m", "tinyapi"]\n'
+        )
     run(["docker", "build", "-q", "-t", SOURCE_IMAGE, ctx])
 
 
@@ -193,8 +228,19 @@ def container(*run_args: str, path: str = "/alwaysok"):
     started = time.monotonic()
     # No health check: a probe is a whole new start of the binary (its processes, its copy in
     # /tmp) and would land in memory and CPU readings; bench/probe.py measures it on its own.
-    cid = run(["docker", "run", "-d", "--label", LABEL, "--no-healthcheck",
-               "-p", f"127.0.0.1:{port}:8080", *run_args]).stdout.strip()
+    cid = run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--label",
+            LABEL,
+            "--no-healthcheck",
+            "-p",
+            f"127.0.0.1:{port}:8080",
+            *run_args,
+        ]
+    ).stdout.strip()
     try:
         took = wait_200(port, path, started, alive=lambda: container_running(cid))
         yield cid, port, took
@@ -204,9 +250,12 @@ def container(*run_args: str, path: str = "/alwaysok"):
 
 # --- preflight -------------------------------------------------------------------------------
 
+
 def preflight(sections: set[str]) -> None:
     if os.geteuid() != 0:
-        raise BenchError("run as root: smaps_rollup of the container's processes, the build's verify stage")
+        raise BenchError(
+            "run as root: smaps_rollup of the container's processes, the build's verify stage"
+        )
     if shutil.which("wrk") is None and sections & {"memory", "throughput"}:
         raise BenchError("no wrk (apt-get install -y wrk)")
     if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:

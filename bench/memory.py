@@ -1,5 +1,6 @@
 """Memory of a container: Pss and Rss summed over every process of it, read on the host from
 /proc/PID/smaps_rollup of each pid `docker top` lists."""
+
 from __future__ import annotations
 
 import contextlib
@@ -41,9 +42,16 @@ def container_memory(cid: str) -> dict:
         with contextlib.suppress(FileNotFoundError, ProcessLookupError):
             role = ROLES[min(deepest - depth(pid), len(ROLES) - 1)]
             procs.append({"pid": pid, "role": role, **pss_kb(str(pid))})
-    total = {k: sum(p.get(k, 0) for p in procs) / 1024 for k in ("Pss", "Rss", "Pss_Anon", "Pss_File")}
-    return {"pss_mb": total["Pss"], "rss_mb": total["Rss"], "pss_anon_mb": total["Pss_Anon"],
-            "pss_file_mb": total["Pss_File"], "processes": procs}
+    total = {
+        k: sum(p.get(k, 0) for p in procs) / 1024 for k in ("Pss", "Rss", "Pss_Anon", "Pss_File")
+    }
+    return {
+        "pss_mb": total["Pss"],
+        "rss_mb": total["Rss"],
+        "pss_anon_mb": total["Pss_Anon"],
+        "pss_file_mb": total["Pss_File"],
+        "processes": procs,
+    }
 
 
 # The gunicorn master and its 2 workers (the default).

@@ -17,6 +17,7 @@ Per probe of a serving server, the median of --runs runs:
 Then the share of one core that a probe every HEALTHCHECK --interval (the Dockerfile's) costs.
 Needs root (cgroup files, /proc/<pid>/root) and Docker.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -74,13 +75,19 @@ def tmpfs_used(path: str) -> int:
 
 # --- host: the frozen binary -------------------------------------------------------------------
 
+
 def probe_host(binary: str, env: dict, tmpdir: str) -> dict:
     before = tree_bytes(tmpdir)
     sampler = _PeakSampler(lambda: tree_bytes(tmpdir))
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen([binary, "probe"], env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [binary, "probe"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
         _, status, usage = os.wait4(proc.pid, 0)  # rusage of the probe and all it waited for
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -89,9 +96,13 @@ def probe_host(binary: str, env: dict, tmpdir: str) -> dict:
         message = err.read().decode(errors="replace").strip()
     if proc.returncode != 0:
         raise lib.BenchError(f"{binary} probe exited {proc.returncode}: {message}")
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "maxrss_bytes": usage.ru_maxrss * 1024, "tmp_peak_bytes": peak - before,
-            "tmp_left_bytes": tree_bytes(tmpdir) - before}
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "maxrss_bytes": usage.ru_maxrss * 1024,
+        "tmp_peak_bytes": peak - before,
+        "tmp_left_bytes": tree_bytes(tmpdir) - before,
+    }
 
 
 def bench_host(runs: int) -> dict:
@@ -104,11 +115,14 @@ def bench_host(runs: int) -> dict:
             server_bytes = tree_bytes(tmpdir)
             probe_host(lib.BINARY, env, tmpdir)  # a first one off the record: page cache
             samples = [probe_host(lib.BINARY, env, tmpdir) for _ in range(runs)]
-    return {"server_tmp_bytes": server_bytes,
-            **{key: lib.stats([s[key] for s in samples]) for key in samples[0]}}
+    return {
+        "server_tmp_bytes": server_bytes,
+        **{key: lib.stats([s[key] for s in samples]) for key in samples[0]},
+    }
 
 
 # --- the image -----------------------------------------------------------------------------------
+
 
 def _cgroup_dirs(pid: int) -> dict[str, str]:
     """controller -> the container's cgroup directory, cgroup v1 ("cpuacct", "memory") or v2
@@ -166,15 +180,20 @@ def probe_image(cid: str, pid: int, cg: dict[str, str], engine: list[int]) -> di
     before, cpu, engine_cpu = tmpfs_used(tmp), _container_cpu_s(cg), _process_cpu_s(engine)
     sampler = _PeakSampler(lambda: tmpfs_used(tmp))
     started = time.perf_counter()
-    proc = subprocess.run(["docker", "exec", cid, "/bin/tinyapi", "probe"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["docker", "exec", cid, "/bin/tinyapi", "probe"], capture_output=True, text=True
+    )
     wall = time.perf_counter() - started
     peak = sampler.stop()
     if proc.returncode != 0:
         raise lib.BenchError(f"docker exec ... probe exited {proc.returncode}: {proc.stderr}")
-    out = {"wall_s": wall, "cpu_s": _container_cpu_s(cg) - cpu,
-           "engine_cpu_s": _process_cpu_s(engine) - engine_cpu,
-           "tmp_peak_bytes": peak - before, "tmp_left_bytes": tmpfs_used(tmp) - before}
+    out = {
+        "wall_s": wall,
+        "cpu_s": _container_cpu_s(cg) - cpu,
+        "engine_cpu_s": _process_cpu_s(engine) - engine_cpu,
+        "tmp_peak_bytes": peak - before,
+        "tmp_left_bytes": tmpfs_used(tmp) - before,
+    }
     if memory:
         peak_mem = int(_read(os.path.join(memory, "memory.max_usage_in_bytes")))
         out["memory_peak_bytes"] = peak_mem - mem_before
@@ -182,25 +201,43 @@ def probe_image(cid: str, pid: int, cg: dict[str, str], engine: list[int]) -> di
 
 
 def bench_image(image: str, runs: int) -> dict:
-    hardened = ["--read-only", "--tmpfs", "/tmp:rw,exec,nosuid,nodev,mode=1777",
-                "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+    hardened = [
+        "--read-only",
+        "--tmpfs",
+        "/tmp:rw,exec,nosuid,nodev,mode=1777",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+    ]
     with lib.container(*hardened, image) as (cid, _, _):
-        pid = int(subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", cid],
-                                 capture_output=True, text=True, check=True).stdout)
+        pid = int(
+            subprocess.run(
+                ["docker", "inspect", "-f", "{{.State.Pid}}", cid],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
         cg, engine = _cgroup_dirs(pid), _engine_pids(pid)
         server_bytes = tmpfs_used(f"/proc/{pid}/root/tmp")
         probe_image(cid, pid, cg, engine)  # off the record
         samples = [probe_image(cid, pid, cg, engine) for _ in range(runs)]
-    return {"server_tmp_bytes": server_bytes,
-            **{key: lib.stats([s[key] for s in samples]) for key in samples[0]}}
+    return {
+        "server_tmp_bytes": server_bytes,
+        **{key: lib.stats([s[key] for s in samples]) for key in samples[0]},
+    }
 
 
 def healthcheck_share(image_result: dict, interval_s: float) -> dict:
     """The share of one core that a probe every interval_s seconds costs (container + engine)."""
     per_probe = image_result["cpu_s"]["median"] + image_result["engine_cpu_s"]["median"]
-    return {"interval_s": interval_s, "cpu_per_probe_s": per_probe,
-            "share_of_one_core": per_probe / interval_s,
-            "shortest_interval_within_budget_s": per_probe / BUDGET}
+    return {
+        "interval_s": interval_s,
+        "cpu_per_probe_s": per_probe,
+        "share_of_one_core": per_probe / interval_s,
+        "shortest_interval_within_budget_s": per_probe / BUDGET,
+    }
 
 
 def dockerfile_interval() -> float:
@@ -212,11 +249,15 @@ def dockerfile_interval() -> float:
 
 
 def bench_probe(results: dict, image: str, runs: int) -> None:
-    lib.say(f"probe: {runs} x `dist/tinyapi probe` beside a dist/tinyapi, then {runs} x "
-            f"`docker exec ... probe` in the hardened run of {image}")
+    lib.say(
+        f"probe: {runs} x `dist/tinyapi probe` beside a dist/tinyapi, then {runs} x "
+        f"`docker exec ... probe` in the hardened run of {image}"
+    )
     r = {"host": bench_host(runs), "image": bench_image(image, runs)}
     r["healthcheck"] = healthcheck_share(r["image"], dockerfile_interval())
     results["probe"] = r
-    lib.say(f"  {r['healthcheck']['cpu_per_probe_s'] * 1000:.0f} ms CPU per probe: "
-            f"{r['healthcheck']['share_of_one_core'] * 100:.2f} % of one core every "
-            f"{r['healthcheck']['interval_s']:.0f} s")
+    lib.say(
+        f"  {r['healthcheck']['cpu_per_probe_s'] * 1000:.0f} ms CPU per probe: "
+        f"{r['healthcheck']['share_of_one_core'] * 100:.2f} % of one core every "
+        f"{r['healthcheck']['interval_s']:.0f} s"
+    )

@@ -2,6 +2,7 @@
 binary (staticx's zstd archive holding the C libraries and PyInstaller's one-dir program: its
 executable, whose archive holds the PYZ of modules, and _internal/ with the interpreter,
 libraries, extension modules and data)."""
+
 from __future__ import annotations
 
 import io
@@ -19,8 +20,14 @@ from harness.docker import export_image
 
 def zstd_size(data: bytes) -> int:
     """Size of data zstd-compressed alone, as build/build.py compresses staticx's archive."""
-    return len(subprocess.run(["zstd", "-q", "-c", "--single-thread", "-19", "--long=24"],
-                              input=data, capture_output=True, check=True).stdout)
+    return len(
+        subprocess.run(
+            ["zstd", "-q", "-c", "--single-thread", "-19", "--long=24"],
+            input=data,
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
 
 
 STDLIB = set(sys.stdlib_module_names)
@@ -91,7 +98,7 @@ def inside_binary(binary: str) -> dict:
             if not m.isfile() or m.name == staticx_archive.PROGRAM:
                 continue
             if m.name.startswith(internal):  # the one-dir program's files
-                add(*classify_pkg_entry(m.name[len(internal):], "x"), tar.extractfile(m).read())
+                add(*classify_pkg_entry(m.name[len(internal) :], "x"), tar.extractfile(m).read())
             else:
                 add("native libraries", f"{m.name} (staticx's)", tar.extractfile(m).read())
         program = tar.extractfile(staticx_archive.PROGRAM).read()
@@ -105,7 +112,7 @@ def inside_binary(binary: str) -> dict:
         used = []
         for name, (dpos, dlen, _, _, typ) in pkg.toc.items():
             used.append((base + dpos, base + dpos + dlen))
-            data = program[base + dpos:base + dpos + dlen]
+            data = program[base + dpos : base + dpos + dlen]
             if typ != "z":
                 add(*classify_pkg_entry(name, typ), pkg.extract(name))
                 continue
@@ -115,19 +122,31 @@ def inside_binary(binary: str) -> dict:
             pyz_used = []
             for module, (_, offset, length) in ZlibArchiveReader(pyz_path).toc.items():
                 pyz_used.append((offset, offset + length))
-                add(*classify_module(module), data[offset:offset + length])
+                add(*classify_module(module), data[offset : offset + length])
             for a, b in _outside(len(data), pyz_used):
                 add("bootloaders", "PyInstaller's indexes (archive and PYZ tables)", data[a:b])
         for a, b in _outside(len(program), used):
             add("bootloaders", "PyInstaller bootloader (+ its archive's table)", program[a:b])
 
     bootloader = total - len(archive)
-    rows = [{"category": "bootloaders", "item": "staticx bootloader, patched (not compressed)",
-             "raw": bootloader, "zstd": bootloader}]
+    rows = [
+        {
+            "category": "bootloaders",
+            "item": "staticx bootloader, patched (not compressed)",
+            "raw": bootloader,
+            "zstd": bootloader,
+        }
+    ]
     for (category, item), (raw, chunks) in parts.items():
         if raw:
-            rows.append({"category": category, "item": item, "raw": raw,
-                         "zstd": zstd_size(b"".join(chunks))})
+            rows.append(
+                {
+                    "category": category,
+                    "item": item,
+                    "raw": raw,
+                    "zstd": zstd_size(b"".join(chunks)),
+                }
+            )
     categories: dict[str, dict] = {}
     for row in rows:
         c = categories.setdefault(row["category"], {"raw": 0, "zstd": 0})
@@ -169,5 +188,7 @@ def bench_sizes(results: dict, image: str) -> None:
         "image_files": sorted(files, key=lambda f: -f["bytes"]),
         **inside,
     }
-    say(f"  image {image_bytes:,} B (compressed {results['sizes']['image_compressed_bytes']:,} B), "
-        f"binary {inside['binary_bytes']:,} B")
+    say(
+        f"  image {image_bytes:,} B (compressed {results['sizes']['image_compressed_bytes']:,} B), "
+        f"binary {inside['binary_bytes']:,} B"
+    )

@@ -9,6 +9,7 @@ container is printed too.
 
 Usage: python -m bench.soak [--seconds N] [--image IMAGE]   (exit 1 when an assertion fails)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,12 +39,18 @@ def soak(image: str, seconds: float) -> tuple[dict, list[str]]:
         after = container_memory(cid)["pss_mb"]
         running = container_running(cid)
     figures = {
-        "seconds": seconds, "requests": load["requests"], "rps": load["rps"],
-        "p50_ms": load["p50_ms"], "p99_ms": load["p99_ms"],
+        "seconds": seconds,
+        "requests": load["requests"],
+        "rps": load["rps"],
+        "p50_ms": load["p50_ms"],
+        "p99_ms": load["p99_ms"],
         "socket_errors": warm_up["socket_errors"] + load["socket_errors"],
         "non_2xx": warm_up["non_2xx"] + load["non_2xx"],
-        "pss_idle_mb": idle, "pss_warm_mb": warm, "pss_after_mb": after,
-        "growth_pct": 100 * (after - warm) / warm, "growth_from_idle_pct": 100 * (after - idle) / idle,
+        "pss_idle_mb": idle,
+        "pss_warm_mb": warm,
+        "pss_after_mb": after,
+        "growth_pct": 100 * (after - warm) / warm,
+        "growth_from_idle_pct": 100 * (after - idle) / idle,
         "still_running": running,
     }
     failures = []
@@ -59,7 +66,9 @@ def soak(image: str, seconds: float) -> tuple[dict, list[str]]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.soak", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--seconds", type=float, default=60, help="how long to soak (default 60)")
     parser.add_argument("--image", default=IMAGE, help=f"the image (default {IMAGE})")
     args = parser.parse_args(argv)
@@ -69,13 +78,19 @@ def main(argv=None) -> int:
     except BenchError as err:
         print(f"soak: {err}", file=sys.stderr)
         return 2
-    print(f"soak: {f['requests']:,} requests in {f['seconds']:g} s: {f['rps']:,.0f} req/s, "
-          f"p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms")
-    print(f"soak: socket errors {f['socket_errors']}, non-2xx {f['non_2xx']}, "
-          f"container {'running' if f['still_running'] else 'STOPPED'}")
-    print(f"soak: memory (Pss) idle {f['pss_idle_mb']:.1f} MB, after warm-up {f['pss_warm_mb']:.1f} MB, "
-          f"after the soak {f['pss_after_mb']:.1f} MB: {f['growth_pct']:+.1f}% "
-          f"({f['growth_from_idle_pct']:+.1f}% from idle)")
+    print(
+        f"soak: {f['requests']:,} requests in {f['seconds']:g} s: {f['rps']:,.0f} req/s, "
+        f"p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms"
+    )
+    print(
+        f"soak: socket errors {f['socket_errors']}, non-2xx {f['non_2xx']}, "
+        f"container {'running' if f['still_running'] else 'STOPPED'}"
+    )
+    print(
+        f"soak: memory (Pss) idle {f['pss_idle_mb']:.1f} MB, after warm-up {f['pss_warm_mb']:.1f} MB, "
+        f"after the soak {f['pss_after_mb']:.1f} MB: {f['growth_pct']:+.1f}% "
+        f"({f['growth_from_idle_pct']:+.1f}% from idle)"
+    )
     if failures:
         print(f"soak: FAILED: {'; '.join(failures)}", file=sys.stderr)
         return 1

@@ -1,5 +1,6 @@
 """Issues 4's and 16's targets, and the measured values checked against them (reported, never
 failed on)."""
+
 from __future__ import annotations
 
 from harness.image import MAX_IMAGE_BYTES
@@ -7,12 +8,28 @@ from harness.image import MAX_IMAGE_BYTES
 # The targets: (key, label, limit, unit, "max"|"min").
 TARGETS = [
     ("image_bytes", "image size, unpacked (`docker images`)", MAX_IMAGE_BYTES, "MB", "max"),
-    ("image_compressed_bytes", "image size, compressed (`docker save | gzip -6`)", MAX_IMAGE_BYTES,
-     "MB", "max"),
+    (
+        "image_compressed_bytes",
+        "image size, compressed (`docker save | gzip -6`)",
+        MAX_IMAGE_BYTES,
+        "MB",
+        "max",
+    ),
     ("startup_ratio_host", "frozen start to first 200 / from source, host", 1.15, "x", "max"),
-    ("startup_ratio_host_first", "the same, at the binary's first start (unpacking)", 1.15, "x", "max"),
-    ("startup_ratio_docker", "`docker run` to first 200 / the server from source in a container",
-     1.1, "x", "max"),
+    (
+        "startup_ratio_host_first",
+        "the same, at the binary's first start (unpacking)",
+        1.15,
+        "x",
+        "max",
+    ),
+    (
+        "startup_ratio_docker",
+        "`docker run` to first 200 / the server from source in a container",
+        1.1,
+        "x",
+        "max",
+    ),
     ("container_processes", "processes in the container, default workers", 4, "", "max"),
     ("memory_idle_mb", "idle memory of the container (Pss)", 45.0, "MB", "max"),
     ("memory_growth_pct", "growth after 100,000 requests", 10.0, "%", "max"),
@@ -61,8 +78,17 @@ def check_targets(r: dict) -> list[dict]:
             continue
         v = values[key]
         met = v <= limit if kind == "max" else v >= limit
-        rows.append({"key": key, "target": label, "limit": limit, "unit": unit, "kind": kind,
-                     "measured": v, "met": met})
+        rows.append(
+            {
+                "key": key,
+                "target": label,
+                "limit": limit,
+                "unit": unit,
+                "kind": kind,
+                "measured": v,
+                "met": met,
+            }
+        )
     return rows
 
 

@@ -1,5 +1,6 @@
 """wrk: one run and its figures (requests, req/s, p50/p99, errors), a number of requests sent
 in runs, and the summary of several runs."""
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,10 @@ from bench.lib import run, stats
 
 def wrk(url: str, seconds: float, threads=2, connections=32) -> dict:
     seconds = max(1, math.ceil(seconds))  # wrk takes whole seconds
-    out = run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-              timeout=seconds + 60).stdout
+    out = run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        timeout=seconds + 60,
+    ).stdout
     return parse_wrk(out)
 
 
@@ -30,9 +33,15 @@ def parse_wrk(out: str) -> dict:
         socket_errors = sum(int(x) for x in m.groups())
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     non_2xx = int(m.group(1)) if m else 0
-    return {"requests": requests, "rps": rps, "p50_ms": latency.get("50"),
-            "p99_ms": latency.get("99"), "socket_errors": socket_errors, "non_2xx": non_2xx,
-            "errors": socket_errors + non_2xx}
+    return {
+        "requests": requests,
+        "rps": rps,
+        "p50_ms": latency.get("50"),
+        "p99_ms": latency.get("99"),
+        "socket_errors": socket_errors,
+        "non_2xx": non_2xx,
+        "errors": socket_errors + non_2xx,
+    }
 
 
 def load(url: str, until: int, done: int) -> int:
@@ -46,4 +55,6 @@ def load(url: str, until: int, done: int) -> int:
 
 def summarize(runs: list[dict]) -> dict:
     return {key: stats([r[key] for r in runs]) for key in ("rps", "p50_ms", "p99_ms", "errors")} | {
-        "requests": sum(r["requests"] for r in runs), "runs": runs}
+        "requests": sum(r["requests"] for r in runs),
+        "runs": runs,
+    }

@@ -18,6 +18,7 @@ patched bootloader links, is a component of its own.
 
 Run it with the build's interpreter after a build: `make sbom`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,14 @@ BOOTLOADER_SOURCES = str(pins.SOURCES)
 SDISTS = os.path.join(REPO, "dist", "bootloader", "sources")
 OUTPUT = BINARY + ".cdx.json"
 # Where staticx finds the libraries it bundles (it asks ldd; these are ldd's answers here).
-LIBRARY_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64",
-                "/lib", "/usr/lib")
+LIBRARY_DIRS = (
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+)
 
 
 class SbomError(Exception):
@@ -54,6 +61,7 @@ class SbomError(Exception):
 
 
 # --- what is inside -------------------------------------------------------------------
+
 
 def read_toc(name: str):
     path = os.path.join(WORK, name)
@@ -70,6 +78,7 @@ def program_entries(binary: str) -> tuple[list[tuple[str, str]], list[tuple[str,
     bundled). The build's tables only say where each name came from; a name they do not know
     means dist/pyinstaller is from another build than this binary."""
     from PyInstaller.archive.readers import CArchiveReader, ZlibArchiveReader
+
     prefix = staticx_archive.INTERNAL + "/"
     with tempfile.TemporaryDirectory() as scratch, staticx_archive.open_archive(binary) as tar:
         members = tar.getmembers()
@@ -82,11 +91,16 @@ def program_entries(binary: str) -> tuple[list[tuple[str, str]], list[tuple[str,
         with open(pyz_path, "wb") as out:
             out.write(archive.extract(pyz_name))
         modules = list(ZlibArchiveReader(pyz_path).toc)
-    internal = [m.name[len(prefix):] for m in members if m.isfile() and m.name.startswith(prefix)]
+    internal = [m.name[len(prefix) :] for m in members if m.isfile() and m.name.startswith(prefix)]
     # Only files: modules stored beside the PYZ ('m', 's') are PyInstaller's own bootstrap.
     packed = [name for name, entry in archive.toc.items() if entry[-1] in "bxdZ"]
-    bundled = [m.name for m in members if (m.isfile() or m.issym())
-               and not m.name.startswith(prefix) and m.name != staticx_archive.PROGRAM]
+    bundled = [
+        m.name
+        for m in members
+        if (m.isfile() or m.issym())
+        and not m.name.startswith(prefix)
+        and m.name != staticx_archive.PROGRAM
+    ]
 
     analysis = read_toc("Analysis-00.toc")
     sources = {name: src for name, src, _ in read_toc("COLLECT-00.toc")[0]}
@@ -98,8 +112,10 @@ def program_entries(binary: str) -> tuple[list[tuple[str, str]], list[tuple[str,
     files = internal + packed
     unknown = [n for n in files + modules if n not in sources and n not in module_sources]
     if unknown:
-        raise SbomError(f"dist/pyinstaller does not describe {binary} (it lacks {unknown[0]}): "
-                        "rebuild with `make binary`")
+        raise SbomError(
+            f"dist/pyinstaller does not describe {binary} (it lacks {unknown[0]}): "
+            "rebuild with `make binary`"
+        )
     return [(n, sources[n]) for n in files], [(n, module_sources[n]) for n in modules], bundled
 
 
@@ -112,6 +128,7 @@ def find_library(name: str) -> str | None:
 
 
 # --- who shipped it ---------------------------------------------------------------------
+
 
 def distribution_files() -> dict[str, importlib.metadata.Distribution]:
     """Absolute path of every file installed in the venv -> its distribution."""
@@ -134,8 +151,10 @@ class DebianFiles:
             return  # not a Debian system: nothing will be attributed to a Debian package
         for entry in sorted(os.listdir(self.INFO)):
             if entry.endswith(".list"):
-                package = entry[:-len(".list")]
-                with open(os.path.join(self.INFO, entry), encoding="utf-8", errors="replace") as handle:
+                package = entry[: -len(".list")]
+                with open(
+                    os.path.join(self.INFO, entry), encoding="utf-8", errors="replace"
+                ) as handle:
                     for line in handle:
                         self.owner.setdefault(line.rstrip("\n"), package)
         self._versions: dict[str, tuple[str, str]] = {}
@@ -147,7 +166,7 @@ class DebianFiles:
         candidates = [path, real]
         for p in (path, real):
             if p.startswith("/usr/"):
-                candidates.append(p[len("/usr"):])
+                candidates.append(p[len("/usr") :])
             else:
                 candidates.append("/usr" + p)
         for candidate in candidates:
@@ -155,8 +174,12 @@ class DebianFiles:
             if package:
                 name = package.split(":")[0]
                 if name not in self._versions:
-                    out = subprocess.run(["dpkg-query", "-W", "-f=${Version} ${Architecture}", package],
-                                         capture_output=True, text=True, check=True).stdout.split()
+                    out = subprocess.run(
+                        ["dpkg-query", "-W", "-f=${Version} ${Architecture}", package],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    ).stdout.split()
                     self._versions[name] = (out[0], out[1])
                 return (name, *self._versions[name])
         return None
@@ -185,7 +208,13 @@ class Components:
     def add(self, purl: str, file: str, **fields) -> None:
         component = self.by_purl.get(purl)
         if component is None:
-            component = {"type": "library", "bom-ref": purl, **fields, "purl": purl, "properties": []}
+            component = {
+                "type": "library",
+                "bom-ref": purl,
+                **fields,
+                "purl": purl,
+                "properties": [],
+            }
             self.by_purl[purl] = component
         component["properties"].append({"name": "tinyapi:file", "value": file})
 
@@ -200,17 +229,24 @@ class Components:
 
 def interpreter_component() -> tuple[str, dict]:
     version = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
-    return (f"pkg:generic/cpython@{version}",
-            {"name": "cpython", "version": version, "licenses": [{"license": {"id": "PSF-2.0"}}],
-             "description": f"the Python interpreter of the build ({sys.base_prefix})"})
+    return (
+        f"pkg:generic/cpython@{version}",
+        {
+            "name": "cpython",
+            "version": version,
+            "licenses": [{"license": {"id": "PSF-2.0"}}],
+            "description": f"the Python interpreter of the build ({sys.base_prefix})",
+        },
+    )
 
 
 def deb_purl(package: str, version: str, arch: str) -> str:
-    return (f"pkg:deb/debian/{package}@{urllib.parse.quote(version, safe='')}"
-            f"?arch={arch}")
+    return f"pkg:deb/debian/{package}@{urllib.parse.quote(version, safe='')}?arch={arch}"
 
 
-def classify(components: Components, owners, debian: DebianFiles, file: str, source: str | None) -> None:
+def classify(
+    components: Components, owners, debian: DebianFiles, file: str, source: str | None
+) -> None:
     """Account for one file of the binary, found at `source` on this machine."""
     if source and os.path.realpath(source) in owners:
         dist = owners[os.path.realpath(source)]
@@ -229,8 +265,13 @@ def classify(components: Components, owners, debian: DebianFiles, file: str, sou
         purl, fields = interpreter_component()
         components.add(purl, file, **fields)
         return
-    components.add("pkg:generic/unknown", file, name="unknown", version="",
-                   description="no package database knows where this file came from")
+    components.add(
+        "pkg:generic/unknown",
+        file,
+        name="unknown",
+        version="",
+        description="no package database knows where this file came from",
+    )
 
 
 def build_sbom(binary: str) -> dict:
@@ -257,8 +298,13 @@ def build_sbom(binary: str) -> dict:
     # The two bootloaders: PyInstaller's runs the program, staticx's (patched) unpacks it.
     for tool in ("pyinstaller", "staticx"):
         dist = importlib.metadata.distribution(tool)
-        components.add(f"pkg:pypi/{tool}@{dist.version}", f"({tool} bootloader)", name=tool,
-                       version=dist.version, licenses=[python_license(dist) or {}])
+        components.add(
+            f"pkg:pypi/{tool}@{dist.version}",
+            f"({tool} bootloader)",
+            name=tool,
+            version=dist.version,
+            licenses=[python_license(dist) or {}],
+        )
     staticx = components.by_purl[f"pkg:pypi/staticx@{importlib.metadata.version('staticx')}"]
     staticx["pedigree"] = staticx_pedigree(staticx["version"])
     purl, fields = zstd_component()
@@ -286,8 +332,11 @@ def build_sbom(binary: str) -> dict:
             "timestamp": _iso(epoch),
             "tools": {"components": [{"type": "application", "name": "tinyapi build/sbom.py"}]},
             "component": {
-                "type": "application", "bom-ref": f"pkg:generic/tinyapi@{version}",
-                "name": "tinyapi", "version": version, "purl": f"pkg:generic/tinyapi@{version}",
+                "type": "application",
+                "bom-ref": f"pkg:generic/tinyapi@{version}",
+                "name": "tinyapi",
+                "version": version,
+                "purl": f"pkg:generic/tinyapi@{version}",
                 "licenses": [{"license": {"id": "MIT"}}],
                 "hashes": [{"alg": "SHA-256", "content": digest}],
             },
@@ -309,32 +358,52 @@ def staticx_pedigree(version: str) -> dict:
     """The upstream sdist the bootloader was built from, and each patch of the series."""
     upstream, digest, _ = pinned_sdist("staticx")
     if upstream != version:
-        raise SbomError(f"the bootloader is built from staticx {upstream}, the venv has {version}: "
-                        f"re-pin {os.path.relpath(BOOTLOADER_SOURCES, REPO)}")
+        raise SbomError(
+            f"the bootloader is built from staticx {upstream}, the venv has {version}: "
+            f"re-pin {os.path.relpath(BOOTLOADER_SOURCES, REPO)}"
+        )
     patches = []
     for name in sorted(os.listdir(PATCHES)):
         if not name.endswith(".patch"):
             continue
         with open(os.path.join(PATCHES, name), encoding="utf-8") as handle:
             text = handle.read()
-        patch = {"type": "unofficial",
-                 "diff": {"text": {"contentType": "text/x-diff", "content": text},
-                          "url": f"build/patches/staticx/{name}"}}
+        patch = {
+            "type": "unofficial",
+            "diff": {
+                "text": {"contentType": "text/x-diff", "content": text},
+                "url": f"build/patches/staticx/{name}",
+            },
+        }
         issue = re.search(r"^Forwarded: .*staticx issue (\d+)", text, re.M)
         summary = re.search(r"^Description: (.*)$", text, re.M)
         if issue:
-            patch["resolves"] = [{"type": "enhancement", "id": issue[1],
-                                  "name": summary[1] if summary else name,
-                                  "source": {"name": "staticx issues",
-                                             "url": "https://github.com/JonathonReinhart/staticx/issues"}}]
+            patch["resolves"] = [
+                {
+                    "type": "enhancement",
+                    "id": issue[1],
+                    "name": summary[1] if summary else name,
+                    "source": {
+                        "name": "staticx issues",
+                        "url": "https://github.com/JonathonReinhart/staticx/issues",
+                    },
+                }
+            ]
         patches.append(patch)
     return {
-        "ancestors": [{"type": "library", "bom-ref": f"staticx-{upstream}-upstream-sdist",
-                       "name": "staticx", "version": upstream, "purl": f"pkg:pypi/staticx@{upstream}",
-                       "hashes": [{"alg": "SHA-256", "content": digest}]}],
+        "ancestors": [
+            {
+                "type": "library",
+                "bom-ref": f"staticx-{upstream}-upstream-sdist",
+                "name": "staticx",
+                "version": upstream,
+                "purl": f"pkg:pypi/staticx@{upstream}",
+                "hashes": [{"alg": "SHA-256", "content": digest}],
+            }
+        ],
         "patches": patches,
         "notes": "The bootloader is built from the upstream sdist with these patches "
-                 "(build/build.py, stage bootloader); libnssfix.so is the wheel's, unpatched.",
+        "(build/build.py, stage bootloader); libnssfix.so is the wheel's, unpatched.",
     }
 
 
@@ -346,20 +415,33 @@ def zstd_component() -> tuple[str, dict]:
         raise SbomError(f"{path} is missing: build the binary first (make binary)")
     with tarfile.open(path) as sdist:
         header = sdist.extractfile(f"zstandard-{carrier}/zstd/zstd.h").read().decode()
-    parts = [re.search(rf"#define ZSTD_VERSION_{part}\s+(\d+)", header)[1]
-             for part in ("MAJOR", "MINOR", "RELEASE")]
+    parts = [
+        re.search(rf"#define ZSTD_VERSION_{part}\s+(\d+)", header)[1]
+        for part in ("MAJOR", "MINOR", "RELEASE")
+    ]
     version = ".".join(parts)
-    return (f"pkg:generic/zstd@{version}",
-            {"name": "zstd", "version": version,
-             "licenses": [{"expression": "BSD-3-Clause OR GPL-2.0-only"}],
-             "description": f"zstd's single-file library (zstd.c), from the zstandard {carrier} sdist "
-                            f"(sha256 {digest}); its decoder is linked into staticx's bootloader"})
+    return (
+        f"pkg:generic/zstd@{version}",
+        {
+            "name": "zstd",
+            "version": version,
+            "licenses": [{"expression": "BSD-3-Clause OR GPL-2.0-only"}],
+            "description": f"zstd's single-file library (zstd.c), from the zstandard {carrier} sdist "
+            f"(sha256 {digest}); its decoder is linked into staticx's bootloader",
+        },
+    )
 
 
 def source_date_epoch() -> int:
     """The build's time, by the one rule every step shares (build/source-date-epoch)."""
-    return int(subprocess.run([os.path.join(REPO, "build", "source-date-epoch")],
-                              capture_output=True, text=True, check=True).stdout)
+    return int(
+        subprocess.run(
+            [os.path.join(REPO, "build", "source-date-epoch")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
 
 
 def _iso(epoch: int) -> str:
@@ -383,8 +465,12 @@ def describes(sbom_path: str, binary: str) -> bool:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--binary", default=BINARY, help="the static binary (default: dist/tinyapi)")
-    parser.add_argument("--output", default=OUTPUT, help="where to write (default: dist/tinyapi.cdx.json)")
+    parser.add_argument(
+        "--binary", default=BINARY, help="the static binary (default: dist/tinyapi)"
+    )
+    parser.add_argument(
+        "--output", default=OUTPUT, help="where to write (default: dist/tinyapi.cdx.json)"
+    )
     parser.add_argument("--force", action="store_true", help="write it even if it is up to date")
     args = parser.parse_args(argv)
     try:
@@ -400,7 +486,9 @@ def main(argv=None) -> int:
         print(f"sbom: {err}", file=sys.stderr)
         return 2
     text = json.dumps(sbom, indent=2, sort_keys=False) + "\n"
-    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(args.output) or ".", delete=False) as out:
+    with tempfile.NamedTemporaryFile(
+        "w", dir=os.path.dirname(args.output) or ".", delete=False
+    ) as out:
         out.write(text)
     os.chmod(out.name, 0o644)
     os.replace(out.name, args.output)
@@ -408,8 +496,10 @@ def main(argv=None) -> int:
     for component in sbom["components"]:
         kind = component["purl"].split("/")[0]
         counts[kind] = counts.get(kind, 0) + 1
-    print(f"sbom: wrote {args.output}: {len(sbom['components'])} components "
-          f"({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))})")
+    print(
+        f"sbom: wrote {args.output}: {len(sbom['components'])} components "
+        f"({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))})"
+    )
     return 0
 
 

@@ -2,6 +2,7 @@
 processes, and the files of an image (a created, never started container, exported: the one way
 to read them all, with their owners and modes, from the classic builder's images and BuildKit's
 alike)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -16,8 +17,16 @@ from harness.paths import ROOT
 START_ENGINE = ROOT / "docker" / "start-engine"
 
 # What Docker adds to every container's filesystem: not the image's.
-DOCKER_ADDS = {".dockerenv", "dev", "proc", "sys",
-               "etc/hosts", "etc/hostname", "etc/resolv.conf", "etc/mtab"}
+DOCKER_ADDS = {
+    ".dockerenv",
+    "dev",
+    "proc",
+    "sys",
+    "etc/hosts",
+    "etc/hostname",
+    "etc/resolv.conf",
+    "etc/mtab",
+}
 
 
 class DockerError(Exception):
@@ -27,57 +36,63 @@ class DockerError(Exception):
 def docker(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run `docker ARGS`, text output; DockerError with stderr when check and it fails."""
     try:
-        proc = subprocess.run(["docker", *args], capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        proc = subprocess.run(
+            ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
     except FileNotFoundError:
         raise DockerError("no docker command on this machine") from None
     if check and proc.returncode != 0:
-        raise DockerError(f"docker {' '.join(args)} exited {proc.returncode}:\n"
-                          f"{proc.stdout}{proc.stderr}".rstrip())
+        raise DockerError(
+            f"docker {' '.join(args)} exited {proc.returncode}:\n"
+            f"{proc.stdout}{proc.stderr}".rstrip()
+        )
     return proc
 
 
 def docker_answers() -> bool:
     try:
-        return subprocess.run(["docker", "info"], capture_output=True,
-                              timeout=30).returncode == 0
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
 
 def container_running(name: str) -> bool:
-    return docker("inspect", "-f", "{{.State.Running}}", name,
-                  check=False).stdout.strip() == "true"
+    return docker("inspect", "-f", "{{.State.Running}}", name, check=False).stdout.strip() == "true"
 
 
 def server_pids(name: str) -> list[int]:
     """Host PIDs of a container's own processes: its first process and all under it. Not a
     health-check probe (or any `docker exec`) in flight: the engine starts those beside it."""
     first = int(docker("inspect", "-f", "{{.State.Pid}}", name).stdout)
-    parent = dict(tuple(map(int, row.split()))
-                  for row in docker("top", name, "-eo", "pid,ppid").stdout.splitlines()[1:])
+    parent = dict(
+        tuple(map(int, row.split()))
+        for row in docker("top", name, "-eo", "pid,ppid").stdout.splitlines()[1:]
+    )
 
     def under_first(pid: int) -> bool:
         while pid in parent and pid != first:
             pid = parent[pid]
         return pid == first
+
     return sorted(pid for pid in parent if under_first(pid))
 
 
 @dataclass(frozen=True)
 class Entry:
     """One entry of an image's filesystem, as `docker export` lists it."""
-    path: str          # without the leading slash: "bin/tinyapi"
-    kind: str          # "dir", "file", "link" or "other"
-    mode: int          # the permission bits only (Docker's tar keeps the type bits too)
+
+    path: str  # without the leading slash: "bin/tinyapi"
+    kind: str  # "dir", "file", "link" or "other"
+    mode: int  # the permission bits only (Docker's tar keeps the type bits too)
     uid: int
     gid: int
     size: int
     sha256: str | None  # of a file's bytes, else None
 
 
-def export_image(image: str, read: tuple[str, ...] = (), label: str | None = None,
-                 prefix: str = "tinyapi-export") -> tuple[list[Entry], dict[str, bytes]]:
+def export_image(
+    image: str, read: tuple[str, ...] = (), label: str | None = None, prefix: str = "tinyapi-export"
+) -> tuple[list[Entry], dict[str, bytes]]:
     """The image's own entries (not what Docker adds to every container), and the bytes of the
     files named in `read`. The container is created, never started, and removed at the end."""
     name = f"{prefix}-{uuid.uuid4().hex[:12]}"
@@ -96,10 +111,26 @@ def export_image(image: str, read: tuple[str, ...] = (), label: str | None = Non
                     digest = hashlib.sha256(data).hexdigest()
                     if path in read:
                         contents[path] = data
-                kind = ("dir" if member.isdir() else "file" if member.isfile()
-                        else "link" if member.issym() else "other")
-                entries.append(Entry(path, kind, member.mode & 0o7777, member.uid, member.gid,
-                                     member.size, digest))
+                kind = (
+                    "dir"
+                    if member.isdir()
+                    else "file"
+                    if member.isfile()
+                    else "link"
+                    if member.issym()
+                    else "other"
+                )
+                entries.append(
+                    Entry(
+                        path,
+                        kind,
+                        member.mode & 0o7777,
+                        member.uid,
+                        member.gid,
+                        member.size,
+                        digest,
+                    )
+                )
         if export.wait(60) != 0:
             raise DockerError(f"docker export {name} exited {export.returncode}")
         return entries, contents

@@ -6,6 +6,7 @@ exits 1 (tests/test_docs.py runs it). A table sits between two comment lines:
     ...
     <!-- end generated: NAME -->
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,12 +37,16 @@ def _value(value: object) -> str:
 
 def config_keys() -> str:
     shipped = _shipped()
-    rows = ["| key | environment variable | default | shipped `config.yml` | meaning |",
-            "|---|---|---|---|---|"]
+    rows = [
+        "| key | environment variable | default | shipped `config.yml` | meaning |",
+        "|---|---|---|---|---|",
+    ]
     for section, key, default, doc in config.keys():
         ships = shipped.get((section, key))
-        rows.append(f"| `{section}.{key}` | `{config.env_name(section, key)}` | {_value(default)} "
-                    f"| {_value(ships) if ships is not None else ''} | {doc} |")
+        rows.append(
+            f"| `{section}.{key}` | `{config.env_name(section, key)}` | {_value(default)} "
+            f"| {_value(ships) if ships is not None else ''} | {doc} |"
+        )
     return "\n".join(rows)
 
 
@@ -49,7 +54,9 @@ def image_files() -> str:
     rows = ["| path | mode (owner root) | what |", "|---|---|---|"]
     for f in FILES:
         if f.what:
-            rows.append(f"| `/{f.path}` | {'dir ' if f.kind == 'dir' else ''}{f.mode:04o} | {f.what} |")
+            rows.append(
+                f"| `/{f.path}` | {'dir ' if f.kind == 'dir' else ''}{f.mode:04o} | {f.what} |"
+            )
     return "\n".join(rows)
 
 
@@ -101,9 +108,14 @@ def stale() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.docs", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="rewrite nothing; exit 1 if a table is stale")
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.docs",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="rewrite nothing; exit 1 if a table is stale"
+    )
     args = parser.parse_args(argv)
     try:
         if args.check:

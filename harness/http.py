@@ -1,4 +1,5 @@
 """Loopback HTTP without a library: a free port, one request, and polling for a condition."""
+
 from __future__ import annotations
 
 import http.client
@@ -38,8 +39,9 @@ class Answer:
         return self.body.decode(errors="replace")
 
 
-def request(port: int, path: str, method: str = "GET", timeout: float = 10,
-            host: str = "127.0.0.1") -> Answer:
+def request(
+    port: int, path: str, method: str = "GET", timeout: float = 10, host: str = "127.0.0.1"
+) -> Answer:
     """One HTTP request to host:port; raises OSError/HTTPException if there is no answer."""
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:

@@ -1,5 +1,6 @@
 """What the FROM scratch image holds, file by file: the one list docker/stage-image stages,
 the tests check the built image against, and docs/image.md shows. And its size limit."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,8 +12,8 @@ MAX_IMAGE_BYTES = 8_000_000
 
 @dataclass(frozen=True)
 class ImageFile:
-    path: str    # inside the image, without the leading slash
-    kind: str    # "dir" or "file"
+    path: str  # inside the image, without the leading slash
+    kind: str  # "dir" or "file"
     mode: int
     source: str  # where docker/stage-image takes a file from ("" for a directory)
     what: str
@@ -22,18 +23,34 @@ class ImageFile:
 # stage-image is given; "certifi" is the venv's CA bundle; anything else a path in the repo.
 FILES = (
     ImageFile("bin", "dir", 0o755, "", ""),
-    ImageFile("bin/tinyapi", "file", 0o755, "binary",
-              "the program: the kit's staticx bootloader + the frozen server (Python, Flask, gunicorn, "
-              "glibc, OpenSSL inside); staticx writes it 0700"),
+    ImageFile(
+        "bin/tinyapi",
+        "file",
+        0o755,
+        "binary",
+        "the program: the kit's staticx bootloader + the frozen server (Python, Flask, gunicorn, "
+        "glibc, OpenSSL inside); staticx writes it 0700",
+    ),
     ImageFile("etc", "dir", 0o755, "", ""),
     ImageFile("etc/tinyapi", "dir", 0o755, "", ""),
-    ImageFile("etc/tinyapi/config.yml", "file", 0o644, "config.yml",
-              "the config (binds 0.0.0.0:8080)"),
+    ImageFile(
+        "etc/tinyapi/config.yml", "file", 0o644, "config.yml", "the config (binds 0.0.0.0:8080)"
+    ),
     ImageFile("etc/ssl", "dir", 0o755, "", ""),
     ImageFile("etc/ssl/certs", "dir", 0o755, "", ""),
-    ImageFile("etc/ssl/certs/ca-certificates.crt", "file", 0o644, "certifi",
-              "CA bundle for `/healthcheck`'s HTTPS (certifi's)"),
+    ImageFile(
+        "etc/ssl/certs/ca-certificates.crt",
+        "file",
+        0o644,
+        "certifi",
+        "CA bundle for `/healthcheck`'s HTTPS (certifi's)",
+    ),
     ImageFile("sbom.cdx.json", "file", 0o644, "sbom", "the SBOM of `/bin/tinyapi` (make sbom)"),
-    ImageFile("tmp", "dir", 0o1777, "",
-              "where the program unpacks itself once, into /tmp/staticx-<uid>-<digest>, then runs from there"),
+    ImageFile(
+        "tmp",
+        "dir",
+        0o1777,
+        "",
+        "where the program unpacks itself once, into /tmp/staticx-<uid>-<digest>, then runs from there",
+    ),
 )

@@ -1,4 +1,5 @@
 """Where things are."""
+
 from __future__ import annotations
 
 import os

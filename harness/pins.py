@@ -1,5 +1,6 @@
 """build/bootloader-sources.txt, the bootloader's sources pinned by sha256: one reader, for
 build/build.py (which downloads and checks them) and build/sbom.py (which names them)."""
+
 from __future__ import annotations
 
 import re

@@ -5,6 +5,7 @@ wait_for_200() polls one URL path until it answers 200, and stops early when the
 the server is gone (a process that exited, a container that stopped). Process is a tinyapi
 started in its own session with its output in a log file, stopped with everything it forked
 (staticx, PyInstaller and gunicorn each fork: they share its process group)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -33,17 +34,25 @@ def clean_env(**overrides: str) -> dict[str, str]:
 
 def server_env(port: int, **overrides: str) -> dict[str, str]:
     """clean_env() with the server bound to 127.0.0.1:port."""
-    return clean_env(TINYAPI_SERVER_BIND_ADDRESS="127.0.0.1", TINYAPI_SERVER_BIND_PORT=str(port),
-                     **overrides)
+    return clean_env(
+        TINYAPI_SERVER_BIND_ADDRESS="127.0.0.1", TINYAPI_SERVER_BIND_PORT=str(port), **overrides
+    )
 
 
 class NotServing(Exception):
     """The server died, or gave no 200 in time: the message says which."""
 
 
-def wait_for_200(port: int, path: str = "/alwaysok", *, alive=None, timeout: float = 30.0,
-                 interval: float = 0.005, since: float | None = None,
-                 host: str = "127.0.0.1") -> float:
+def wait_for_200(
+    port: int,
+    path: str = "/alwaysok",
+    *,
+    alive=None,
+    timeout: float = 30.0,
+    interval: float = 0.005,
+    since: float | None = None,
+    host: str = "127.0.0.1",
+) -> float:
     """Poll GET path on host:port until it answers 200; the seconds from `since` (a
     time.monotonic(), default: the call) to that answer. alive(), when given, is asked after
     each miss: False means the server is gone, and NotServing is raised at once."""
@@ -83,18 +92,30 @@ def stop_group(proc: subprocess.Popen, grace: float = 5.0, term_group: bool = Fa
 class Process:
     """A tinyapi (or anything serving HTTP) in its own session, its output in log_path."""
 
-    def __init__(self, command: list[str], env: dict[str, str], port: int,
-                 log_path: Path | str | None, cwd: Path | str | None = None,
-                 term_group: bool = False):
+    def __init__(
+        self,
+        command: list[str],
+        env: dict[str, str],
+        port: int,
+        log_path: Path | str | None,
+        cwd: Path | str | None = None,
+        term_group: bool = False,
+    ):
         """log_path None: the output is discarded (the benchmarks time start-up so).
         term_group: stop() sends SIGTERM to the whole group (see stop_group)."""
         self.port = port
         self.term_group = term_group
         self.log_path = Path(log_path) if log_path else None
         with open(self.log_path or os.devnull, "wb") as log:
-            self.proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     @property
     def log(self) -> str:
@@ -132,9 +153,16 @@ class Process:
 
 
 @contextlib.contextmanager
-def served(command: list[str], env: dict[str, str], port: int, log_path: Path | str | None,
-           cwd: Path | str | None = None, ready_path: str | None = "/alwaysok",
-           timeout: float = 30, term_group: bool = False):
+def served(
+    command: list[str],
+    env: dict[str, str],
+    port: int,
+    log_path: Path | str | None,
+    cwd: Path | str | None = None,
+    ready_path: str | None = "/alwaysok",
+    timeout: float = 30,
+    term_group: bool = False,
+):
     """Start command, wait for the first 200 on ready_path (None: do not wait), yield the
     Process; stop it and its group at the end, whatever happened."""
     server = Process(command, env, port, log_path, cwd, term_group)

@@ -7,6 +7,7 @@ What the tar holds (build/build.py packs it): the C libraries staticx bundles (l
 PYZ) with its `_internal/` directory, and the symlinks `.staticx.prog` and `.staticx.interp`.
 Used by build/sbom.py, the tests and the bench: one place that knows the layout.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,6 +31,7 @@ class ArchiveError(Exception):
 def section(binary: str) -> bytes:
     """The archive as stored in the binary (compressed)."""
     from elftools.elf.elffile import ELFFile
+
     try:
         with open(binary, "rb") as handle:
             found = ELFFile(handle).get_section_by_name(SECTION)
@@ -73,6 +75,7 @@ def tar_bytes(binary: str) -> bytes:
 @contextlib.contextmanager
 def open_archive(binary: str) -> Iterator[tarfile.TarFile]:
     """staticx's archive of binary as a tarfile (read-only, in memory)."""
-    with tarfile.open(fileobj=io.BytesIO(tar_bytes(binary)), mode="r:", format=tarfile.GNU_FORMAT) as tar:
+    with tarfile.open(
+        fileobj=io.BytesIO(tar_bytes(binary)), mode="r:", format=tarfile.GNU_FORMAT
+    ) as tar:
         yield tar
-

@@ -1,4 +1,5 @@
 """What the tests share that is not a fixture (fixtures live in tests/conftest.py)."""
+
 from __future__ import annotations
 
 import os

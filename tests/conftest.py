@@ -2,6 +2,7 @@
 process, and local HTTP/HTTPS targets for the outbound health checks (never the internet).
 The helpers the tests share beside them live in the harness package (harness.http, .serve,
 .docker, .testing)."""
+
 from __future__ import annotations
 
 import http.server
@@ -32,8 +33,9 @@ def pytest_collection_modifyitems(items):
     for item in items:
         for fixture, marker in NEEDS.items():
             if fixture in item.fixturenames and item.get_closest_marker(marker) is None:
-                raise pytest.UsageError(f"{item.nodeid} uses the {fixture} fixture: "
-                                        f"mark it @pytest.mark.{marker}")
+                raise pytest.UsageError(
+                    f"{item.nodeid} uses the {fixture} fixture: mark it @pytest.mark.{marker}"
+                )
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +45,9 @@ def binary() -> Path:
     if not IS_ROOT:
         cmd.append("--skip-verify")  # verify chroots; the root-only tests do the same
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"build/build.py exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+    assert proc.returncode == 0, (
+        f"build/build.py exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+    )
     assert BINARY.exists()
     return BINARY
 
@@ -53,8 +57,14 @@ def image() -> str:
     """IMAGE, built once per session by `make image` (builds the binary if missing)."""
     if not docker_answers():
         unavailable("no Docker engine answers `docker info`")
-    proc = subprocess.run(["make", "--no-print-directory", "image", f"IMAGE_NAME={IMAGE_NAME}"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=1800, check=False)
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "image", f"IMAGE_NAME={IMAGE_NAME}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
     if proc.returncode != 0:
         out = (proc.stdout + proc.stderr)[-6000:]
         pytest.fail(f"`make image` exited {proc.returncode}:\n{out}", pytrace=False)
@@ -69,8 +79,13 @@ def start_server(tmp_path):
 
     def start(*args: str, command=None, wait=True, **env) -> Process:
         port = free_port()
-        server = Process((command or source_command)(*args), server_env(port, **env), port,
-                         tmp_path / f"tinyapi-{len(started)}.log", cwd=tmp_path)
+        server = Process(
+            (command or source_command)(*args),
+            server_env(port, **env),
+            port,
+            tmp_path / f"tinyapi-{len(started)}.log",
+            cwd=tmp_path,
+        )
         started.append(server)
         return server.wait_ready() if wait else server
 
@@ -80,6 +95,7 @@ def start_server(tmp_path):
 
 
 # --- outbound targets for /healthcheck ---------------------------------------------------
+
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):

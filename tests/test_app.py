@@ -1,5 +1,6 @@
 """Every endpoint through Flask's test client: statuses, content types and bodies byte for byte
 as the original (../shared/reference/go-tinyapi.md), with its bugs fixed."""
+
 import json
 import logging
 
@@ -74,21 +75,41 @@ def test_unknown_path_is_404(client, path):
     assert r.data == b"404 page not found\n"
 
 
-@pytest.mark.parametrize("path,clean", [
-    ("/", "/"), ("/alwaysok", "/alwaysok"), ("/alwaysok/", "/alwaysok/"), ("//", "/"),
-    ("//alwaysok", "/alwaysok"), ("/./alwaysok", "/alwaysok"), ("/x/../alwaysok", "/alwaysok"),
-    ("/a//b/", "/a/b/"), ("/..", "/"), ("/../..//x/./", "/x/"), ("/alwaysok/.", "/alwaysok"),
-    ("", "/"), ("*", "/*"), ("/a/b/..", "/a"), ("/.../x", "/.../x"),
-])
+@pytest.mark.parametrize(
+    "path,clean",
+    [
+        ("/", "/"),
+        ("/alwaysok", "/alwaysok"),
+        ("/alwaysok/", "/alwaysok/"),
+        ("//", "/"),
+        ("//alwaysok", "/alwaysok"),
+        ("/./alwaysok", "/alwaysok"),
+        ("/x/../alwaysok", "/alwaysok"),
+        ("/a//b/", "/a/b/"),
+        ("/..", "/"),
+        ("/../..//x/./", "/x/"),
+        ("/alwaysok/.", "/alwaysok"),
+        ("", "/"),
+        ("*", "/*"),
+        ("/a/b/..", "/a"),
+        ("/.../x", "/.../x"),
+    ],
+)
 def test_clean_path_is_gorilla_muxs(path, clean):
     assert clean_path(path) == clean
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "get", "FOO"])
-@pytest.mark.parametrize("path,query,location", [
-    ("//alwaysok", "", "/alwaysok"), ("/x/../alwaysok", "a=1&b=%3C", "/alwaysok?a=1&b=%3C"),
-    ("/./panic", "", "/panic"), ("//a b/./c", "", "/a%20b/c"), ("/\xe9//", "", "/%E9/"),
-])
+@pytest.mark.parametrize(
+    "path,query,location",
+    [
+        ("//alwaysok", "", "/alwaysok"),
+        ("/x/../alwaysok", "a=1&b=%3C", "/alwaysok?a=1&b=%3C"),
+        ("/./panic", "", "/panic"),
+        ("//a b/./c", "", "/a%20b/c"),
+        ("/\xe9//", "", "/%E9/"),
+    ],
+)
 def test_unclean_path_is_301_before_routing(client, exits, method, path, query, location):
     # environ_overrides: the test client would read "//alwaysok" as a host.
     r = client.open("/", method=method, query_string=query, environ_overrides={"PATH_INFO": path})
@@ -103,7 +124,9 @@ def test_options_asterisk_is_200_empty(client):
     assert "Content-Type" not in r.headers
 
 
-@pytest.mark.parametrize("method", ["POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "get", "Get", "G"])
+@pytest.mark.parametrize(
+    "method", ["POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "get", "Get", "G"]
+)
 @pytest.mark.parametrize("path", ["/", "/alwaysok", "/panic", "/alwaysok/"])
 def test_wrong_method_is_405_with_empty_body(client, exits, method, path):
     r = client.open(path, method=method)
@@ -157,8 +180,11 @@ def test_kill_switch_off_hides_the_chaos_routes(exits, path):
 
 
 def test_healthcheck_both_pass(exits, https_target, ca_file):
-    config = Config(healthcheck=HealthcheckConfig(
-        hc1_url=https_target.url("/ok"), hc2_url=https_target.url("/ok"), ca_file=ca_file))
+    config = Config(
+        healthcheck=HealthcheckConfig(
+            hc1_url=https_target.url("/ok"), hc2_url=https_target.url("/ok"), ca_file=ca_file
+        )
+    )
     r = make_client(config, exits[1]).get("/healthcheck")
     assert r.status_code == 200
     assert r.headers["Content-Type"] == "application/json; charset=UTF-8"
@@ -166,16 +192,25 @@ def test_healthcheck_both_pass(exits, https_target, ca_file):
     body = json.loads(r.data)
     assert [list(item) for item in body] == [["name", "status", "completed", "date", "verbose"]] * 2
     assert [(c["name"], c["status"], c["completed"], c["verbose"]) for c in body] == [
-        ("healthcheck1", 1, True, "200 OK"), ("healthcheck2", 1, True, "200 OK")]
+        ("healthcheck1", 1, True, "200 OK"),
+        ("healthcheck2", 1, True, "200 OK"),
+    ]
 
 
 def test_healthcheck_one_404_is_503(exits, http_target):
-    config = Config(healthcheck=HealthcheckConfig(
-        hc1_url=http_target.url("/ok"), hc2_url=http_target.url("/some404")))
+    config = Config(
+        healthcheck=HealthcheckConfig(
+            hc1_url=http_target.url("/ok"), hc2_url=http_target.url("/some404")
+        )
+    )
     r = make_client(config, exits[1]).get("/healthcheck")
     assert r.status_code == 503
     body = json.loads(r.data)
-    assert (body[1]["status"], body[1]["completed"], body[1]["verbose"]) == (2, True, "404 Not Found")
+    assert (body[1]["status"], body[1]["completed"], body[1]["verbose"]) == (
+        2,
+        True,
+        "404 Not Found",
+    )
 
 
 def test_access_line_for_every_answer(client, caplog, monkeypatch):

@@ -6,6 +6,7 @@ run the binary the way a FROM scratch image does: chrooted into a directory that
 holds only it, /tmp and /proc, as uid 65534, in new mount and pid namespaces.
 That needs root: without it they skip, except under CI=true, where they fail.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,6 +33,7 @@ def empty_root(binary):
 
     def start(**kwargs):
         return empty_root_server(binary, **kwargs)
+
     return start
 
 
@@ -47,6 +49,7 @@ def no_chaos_config(path: Path) -> Path:
 
 
 # --- the file itself ---------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_is_static(binary):
@@ -68,6 +71,7 @@ def test_version(binary):
 
 
 # --- in an empty root, as in a FROM scratch image ----------------------------------------------
+
 
 @pytest.mark.root
 @pytest.mark.slow
@@ -113,8 +117,10 @@ def test_config_from_cfg_path_in_empty_root(empty_root):
 def test_frozen_ca_bundle_is_used_in_empty_root(empty_root, untrusted_https_target):
     # certifi.where() must name a file inside the binary: an untrusted certificate is
     # then refused by verification, not by a missing CA file.
-    env = {"TINYAPI_HEALTHCHECK_HC1_URL": untrusted_https_target.url("/ok"),
-           "TINYAPI_HEALTHCHECK_HC2_URL": untrusted_https_target.url("/ok")}
+    env = {
+        "TINYAPI_HEALTHCHECK_HC1_URL": untrusted_https_target.url("/ok"),
+        "TINYAPI_HEALTHCHECK_HC2_URL": untrusted_https_target.url("/ok"),
+    }
     with empty_root(env=env) as server:
         answer = server.get("/healthcheck")
     assert answer.status == 503
@@ -127,9 +133,11 @@ def test_frozen_ca_bundle_is_used_in_empty_root(empty_root, untrusted_https_targ
 @pytest.mark.slow
 def test_https_with_configured_ca_in_empty_root(empty_root, test_ca, https_target):
     files = {"/etc/test-ca.pem": test_ca.cert_pem.bytes().decode()}
-    env = {"TINYAPI_HEALTHCHECK_CA_FILE": "/etc/test-ca.pem",
-           "TINYAPI_HEALTHCHECK_HC1_URL": https_target.url("/ok"),
-           "TINYAPI_HEALTHCHECK_HC2_URL": https_target.url("/missing")}
+    env = {
+        "TINYAPI_HEALTHCHECK_CA_FILE": "/etc/test-ca.pem",
+        "TINYAPI_HEALTHCHECK_HC1_URL": https_target.url("/ok"),
+        "TINYAPI_HEALTHCHECK_HC2_URL": https_target.url("/missing"),
+    }
     with empty_root(env=env, files=files) as server:
         answer = server.get("/healthcheck")
     results = json.loads(answer.body)
@@ -138,6 +146,7 @@ def test_https_with_configured_ca_in_empty_root(empty_root, test_ca, https_targe
 
 
 # --- on the host, with a config file -----------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_config_flag(binary, start_server, tmp_path):
@@ -170,8 +179,12 @@ def test_builds_from_debians_python_too(tmp_path):
         unavailable(f"no {DEBIAN_PYTHON} (Debian's python3-venv, python3-dev)")
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", "--no-local", str(ROOT), str(clone)], check=True)
-    done = subprocess.run(["make", "--no-print-directory", "-C", str(clone), "binary",
-                           f"PYTHON={DEBIAN_PYTHON}"], capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(clone), "binary", f"PYTHON={DEBIAN_PYTHON}"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     assert f"checking prerequisites for {clone}/.venv/bin/python" in done.stdout
     assert "==> verify" in done.stdout
@@ -183,12 +196,19 @@ def test_builds_from_debians_python_too(tmp_path):
 
 # --- the bootloader: staticx's, with build/patches/staticx/ --------------------------------------
 
+
 @pytest.mark.slow
 def test_patch_series_applies_to_the_pinned_sdist():
-    done = subprocess.run([sys.executable, str(ROOT / "build" / "build.py"), "--check-patches"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "build" / "build.py"), "--check-patches"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert re.search(r"==> \d+ patches of build/patches/staticx/ apply to staticx 0\.14\.2", done.stdout)
+    assert re.search(
+        r"==> \d+ patches of build/patches/staticx/ apply to staticx 0\.14\.2", done.stdout
+    )
 
 
 @pytest.mark.slow
@@ -203,10 +223,22 @@ def test_a_patch_that_no_longer_applies_is_one_line_naming_it(tmp_path):
     context = "\n #include <sys/wait.h>\n"
     last = [broken / p.name for p in series if context in p.read_text()][-1]
     last.write_text(last.read_text().replace(context, "\n #include <sys/changed.h>\n", 1))
-    done = subprocess.run([sys.executable, str(ROOT / "build" / "build.py"), "--check-patches",
-                           "--patches", str(broken)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "build" / "build.py"),
+            "--check-patches",
+            "--patches",
+            str(broken),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1
-    assert done.stderr.startswith(f"build.py: {last} no longer applies to staticx 0.14.2: "), done.stderr
+    assert done.stderr.startswith(f"build.py: {last} no longer applies to staticx 0.14.2: "), (
+        done.stderr
+    )
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
@@ -218,11 +250,17 @@ def test_staticx_internals_the_build_leans_on_are_there():
     import staticx.api
     import staticx.elf
     import staticx.utils
+
     assert version("staticx") == "0.14.2"
-    for module, name in [(staticx.api, "copy_asset_to_tempfile"), (staticx.api, "run_hooks"),
-                         (staticx.api, "elf_add_section"), (staticx.api, "generate"),
-                         (staticx.elf, "get_shobj_deps"), (staticx.elf, "is_dynamic_elf"),
-                         (staticx.utils, "copy_fileobj_to_tempfile")]:
+    for module, name in [
+        (staticx.api, "copy_asset_to_tempfile"),
+        (staticx.api, "run_hooks"),
+        (staticx.api, "elf_add_section"),
+        (staticx.api, "generate"),
+        (staticx.elf, "get_shobj_deps"),
+        (staticx.elf, "is_dynamic_elf"),
+        (staticx.utils, "copy_fileobj_to_tempfile"),
+    ]:
         assert callable(getattr(module, name, None)), f"{module.__name__}.{name}"
     assert callable(getattr(staticx.api.StaticxGenerator, "add_library", None))
     assert "self.sxar = SxArchive(" in Path(staticx.api.__file__).read_text()  # an attribute
@@ -238,16 +276,32 @@ def bundled_shell(binary, tmp_path_factory):
     programs = {}
     for compression in ("zstd", "xz", "none"):
         programs[compression] = out / f"sh-{compression}"
-        done = subprocess.run([sys.executable, str(ROOT / "build" / "build.py"), "--bundle", SHELL,
-                               str(programs[compression]), "--compression", compression],
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "build" / "build.py"),
+                "--bundle",
+                SHELL,
+                str(programs[compression]),
+                "--compression",
+                compression,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
     return programs
 
 
 def run_bundled(program: Path, tmpdir: Path, script: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(program), "-c", script], capture_output=True, text=True, timeout=60,
-                          env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmpdir)})
+    return subprocess.run(
+        [str(program), "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmpdir)},
+    )
 
 
 @pytest.mark.slow
@@ -256,12 +310,15 @@ def test_bootloader_reads_each_compression_and_reuses_its_dir(bundled_shell, com
     """zstd (ours), and upstream's xz and uncompressed archives; the bundle dir is made once,
     private, and used again by the next run."""
     from harness import staticx_archive
+
     program = bundled_shell[compression]
     assert staticx_archive.compression(staticx_archive.section(str(program))) == compression
     first = run_bundled(program, tmp_path, 'echo "hello from $STATICX_BUNDLE_DIR"')
     assert first.returncode == 0, first.stderr
     made = list(tmp_path.iterdir())
-    assert len(made) == 1 and re.fullmatch(rf"staticx-{os.geteuid()}-[0-9a-f]{{16}}", made[0].name), made
+    assert len(made) == 1 and re.fullmatch(
+        rf"staticx-{os.geteuid()}-[0-9a-f]{{16}}", made[0].name
+    ), made
     assert first.stdout == f"hello from {made[0]}\n"
     assert made[0].stat().st_mode & 0o7777 == 0o700
     again = run_bundled(program, tmp_path, "echo again")
@@ -274,7 +331,7 @@ def bundle_dir_name(program: Path, tmp_path: Path) -> str:
     probe = tmp_path / "probe"
     probe.mkdir()
     assert run_bundled(program, probe, "true").returncode == 0
-    name, = [p.name for p in probe.iterdir()]
+    (name,) = [p.name for p in probe.iterdir()]
     return name
 
 
@@ -314,10 +371,11 @@ def test_a_bundle_dir_name_taken_by_someone_else_is_not_used(bundled_shell, tmp_
 @pytest.mark.slow
 def test_partial_dirs_of_killed_runs_are_removed_but_not_one_in_progress(bundled_shell, tmp_path):
     import fcntl
+
     program = bundled_shell["zstd"]
     uid = os.geteuid()
     stale = tmp_path / f"staticx-{uid}-0123456789abcdef.Ab12Cd"  # a run killed while extracting
-    busy = tmp_path / f"staticx-{uid}-0123456789abcdef.Ef34Gh"   # a run extracting right now
+    busy = tmp_path / f"staticx-{uid}-0123456789abcdef.Ef34Gh"  # a run extracting right now
     for partial in (stale, busy):
         partial.mkdir(mode=0o700)
         (partial / "libc.so.6").write_text("half")
@@ -346,8 +404,12 @@ def test_fallback_parent_forwards_every_signal(bundled_shell, tmp_path, sig):
     shared.mkdir()
     (shared / name).symlink_to("/nonexistent")  # forces the fallback
     script = f'trap "echo got {sig}; exit 7" {sig}; echo ready; while :; do sleep 0.05; done'
-    proc = subprocess.Popen([str(program), "-c", script], stdout=subprocess.PIPE, text=True,
-                            env={"PATH": "/usr/bin:/bin", "TMPDIR": str(shared)})
+    proc = subprocess.Popen(
+        [str(program), "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "TMPDIR": str(shared)},
+    )
     try:
         assert proc.stdout.readline() == "ready\n"
         proc.send_signal(getattr(signal, f"SIG{sig}"))
@@ -359,12 +421,18 @@ def test_fallback_parent_forwards_every_signal(bundled_shell, tmp_path, sig):
     assert [p.name for p in shared.iterdir()] == [name]
 
 
-def stopped_while_extracting(cmd: list[str], tmpdir: Path, bootloader_pid) -> tuple[subprocess.Popen, int] | None:
+def stopped_while_extracting(
+    cmd: list[str], tmpdir: Path, bootloader_pid
+) -> tuple[subprocess.Popen, int] | None:
     """Start cmd (dist/tinyapi, a first start in the empty tmpdir) and SIGSTOP its bootloader as
     soon as its partial bundle dir shows: (the process, the bootloader's pid), stopped while it
     is still extracting, or None when the extraction was over before the stop landed."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmpdir)})
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmpdir)},
+    )
     try:
         while proc.poll() is None:
             names = os.listdir(tmpdir)
@@ -399,7 +467,8 @@ def unshare_child(proc: subprocess.Popen) -> int | None:
 @pytest.mark.slow
 @pytest.mark.parametrize("as_pid1", [False, True], ids=["process", "pid1"])
 def test_a_stop_while_extracting_ends_the_bootloader_and_the_next_start_serves(
-        binary, start_server, tmp_path, as_pid1):
+    binary, start_server, tmp_path, as_pid1
+):
     """`docker stop` during a first start: SIGTERM while the bootloader still extracts. As PID 1
     (a container's, here a new PID namespace's) the kernel drops a signal that has no handler,
     and the stop waited out its timeout. It ends at once: by the signal (a process) or with
@@ -428,7 +497,7 @@ def test_a_stop_while_extracting_ends_the_bootloader_and_the_next_start_serves(
     finally:
         proc.kill()
         proc.wait()
-    partial, = os.listdir(tmpdir)
+    (partial,) = os.listdir(tmpdir)
     assert "." in partial  # extraction was cut short: no bundle dir was renamed into place
     server = start_server(command=binary_command(binary), TMPDIR=str(tmpdir))
     assert server.get("/alwaysok").status == 200
@@ -437,18 +506,26 @@ def test_a_stop_while_extracting_ends_the_bootloader_and_the_next_start_serves(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("ignored", [(), (signal.SIGINT, signal.SIGQUIT)], ids=["none", "INT-QUIT"])
-def test_the_program_gets_the_signal_state_the_bootloader_was_given(bundled_shell, tmp_path, ignored):
+def test_the_program_gets_the_signal_state_the_bootloader_was_given(
+    bundled_shell, tmp_path, ignored
+):
     """The bootloader catches the stop signals while it extracts, then puts them back: the
     program ignores what its caller ignored (a shell's background job ignores INT and QUIT),
     and nothing is left blocked. The same as /bin/sh run directly, at a first start and again."""
     script = "exec grep -E '^Sig(Blk|Ign)' /proc/self/status"  # what the shell was given
 
     def state(program):
-        done = subprocess.run([str(program), "-c", script], capture_output=True, text=True,
-                              timeout=60, env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)},
-                              preexec_fn=lambda: [signal.signal(s, signal.SIG_IGN) for s in ignored])
+        done = subprocess.run(
+            [str(program), "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)},
+            preexec_fn=lambda: [signal.signal(s, signal.SIG_IGN) for s in ignored],
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout
+
     direct = state(SHELL)
     assert "SigBlk:\t0000000000000000\n" in direct
     assert ("SigIgn:\t0000000000000000\n" in direct) == (not ignored)

@@ -10,6 +10,7 @@ binary goes to a temporary directory, never to dist/tinyapi, which the other tes
 Needs a Docker engine and root (debootstrap; the empty-root run): without them the tests skip,
 except under CI=true, where they fail.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,10 +33,18 @@ BUILDER_TAG = "tinyapi-builder:test"
 
 
 def run(cmd: list[str], timeout: float, **env: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **env}, capture_output=True,
-                          text=True, timeout=timeout, check=False)
-    assert proc.returncode == 0, (f"{' '.join(cmd)} exited {proc.returncode}:\n"
-                                  f"{(proc.stdout + proc.stderr)[-6000:]}")
+    proc = subprocess.run(
+        cmd,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, (
+        f"{' '.join(cmd)} exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-6000:]}"
+    )
     return proc
 
 
@@ -48,8 +57,12 @@ def built(tmp_path_factory) -> tuple[Path, str]:
         unavailable("debootstrap and the empty-root run need root", AS_ROOT)
     run([str(ROOT / "build" / "make-builder-base"), BASE], timeout=900)
     out = tmp_path_factory.mktemp("in-docker") / "tinyapi"
-    proc = run([str(ROOT / "build" / "build-in-docker"), str(out)], timeout=1500,
-               BUILDER_BASE=BASE, BUILDER_TAG=BUILDER_TAG)
+    proc = run(
+        [str(ROOT / "build" / "build-in-docker"), str(out)],
+        timeout=1500,
+        BUILDER_BASE=BASE,
+        BUILDER_TAG=BUILDER_TAG,
+    )
     return out, proc.stdout + proc.stderr
 
 
@@ -99,10 +112,15 @@ def test_sbom_describes_the_container_build(built):
     binary, _ = built
     sbom = json.loads(binary.with_name("tinyapi.cdx.json").read_text())
     assert sbom["metadata"]["component"]["hashes"] == [
-        {"alg": "SHA-256", "content": sha256(binary)}]
+        {"alg": "SHA-256", "content": sha256(binary)}
+    ]
     base_version = subprocess.run(
         ["docker", "run", "--rm", BASE, "dpkg-query", "-W", "-f=${Version}", "libpython3.11"],
-        capture_output=True, text=True, timeout=60, check=True).stdout
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     names = {(c["name"], c["version"]) for c in sbom["components"]}
     assert ("libpython3.11", base_version) in names, sorted(names)
 
@@ -112,9 +130,13 @@ def test_says_so_without_docker(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "dirname").symlink_to(shutil.which("dirname"))
-    proc = subprocess.run([shutil.which("bash"), str(ROOT / "build" / "build-in-docker"),
-                           str(tmp_path / "x")],
-                          env={"PATH": str(bin_dir)}, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [shutil.which("bash"), str(ROOT / "build" / "build-in-docker"), str(tmp_path / "x")],
+        env={"PATH": str(bin_dir)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 1
     assert "no `docker` command" in proc.stderr and "Docker Desktop" in proc.stderr
     assert not (tmp_path / "x").exists()

@@ -1,5 +1,6 @@
 """The reference tables of docs/ that come from code (the config keys, the image's files, the
 test markers, the make targets) say what the code says: `make docs` regenerates them."""
+
 from harness import docs
 
 

@@ -1,6 +1,7 @@
 """Faults against the real server: workers killed, SIGTERM with requests in flight, and the
 deliberate crashes (/panic, a losing /chaosmonkey roll) and Ctrl-C under load, again and again:
 the races they can hit show only now and then."""
+
 import http.client
 import http.server
 import json
@@ -36,8 +37,11 @@ def children(pid: int) -> set[int]:
 def new_workers(server, old: set[int] = frozenset()) -> set[int]:
     """Wait for the master to have its workers again, none of them in `old`."""
     count = ServerConfig().workers
-    return poll(lambda: len(pids := children(server.proc.pid)) == count and not pids & old and pids,
-                5, what=f"{count} new workers")
+    return poll(
+        lambda: len(pids := children(server.proc.pid)) == count and not pids & old and pids,
+        5,
+        what=f"{count} new workers",
+    )
 
 
 def test_killed_workers_are_replaced(start_server):
@@ -88,8 +92,10 @@ class SlowTarget:
 def test_sigterm_lets_requests_in_flight_finish_then_exits_0(start_server, http_target):
     target = SlowTarget(delay=2)
     try:
-        server = start_server(TINYAPI_HEALTHCHECK_HC1_URL=target.url,
-                              TINYAPI_HEALTHCHECK_HC2_URL=http_target.url("/ok"))
+        server = start_server(
+            TINYAPI_HEALTHCHECK_HC1_URL=target.url,
+            TINYAPI_HEALTHCHECK_HC2_URL=http_target.url("/ok"),
+        )
         answers = []
 
         def call():
@@ -104,8 +110,9 @@ def test_sigterm_lets_requests_in_flight_finish_then_exits_0(start_server, http_
         stopping = time.monotonic()
         for caller in callers:
             caller.join(10)
-        assert [(a.status, [c["status"] for c in json.loads(a.body)]) for a in answers] == \
-            [(200, [1, 1])] * 3
+        assert [(a.status, [c["status"] for c in json.loads(a.body)]) for a in answers] == [
+            (200, [1, 1])
+        ] * 3
         assert server.wait_exit(ServerConfig().graceful_timeout + 1) == 0
         assert time.monotonic() - stopping < ServerConfig().graceful_timeout
         poll(lambda: not server.group_alive(), 1, what="no process left")

@@ -6,6 +6,7 @@ head makes the answer a 4xx (or 501/505, net/http's answers to a transfer coding
 version the server does not do), or none (the connection just closes); a faulty body or garbage
 pipelined after the head may add one more 4xx, nothing else. Never another 5xx, a traceback or
 a version number, and the server keeps serving."""
+
 import re
 import socket
 
@@ -26,9 +27,12 @@ CONTENT_LENGTH = re.compile(rb"\r\nContent-Length: (\d+)\r\n", re.IGNORECASE)
 def server(tmp_path_factory):
     port = free_port()
     # No kill switches to hit by chance; checks that fail at once instead of going out.
-    env = server_env(port, TINYAPI_CHAOS_ENABLED="false",
-                     TINYAPI_HEALTHCHECK_HC1_URL=f"http://127.0.0.1:{free_port()}/",
-                     TINYAPI_HEALTHCHECK_HC2_URL=f"http://127.0.0.1:{free_port()}/")
+    env = server_env(
+        port,
+        TINYAPI_CHAOS_ENABLED="false",
+        TINYAPI_HEALTHCHECK_HC1_URL=f"http://127.0.0.1:{free_port()}/",
+        TINYAPI_HEALTHCHECK_HC2_URL=f"http://127.0.0.1:{free_port()}/",
+    )
     workdir = tmp_path_factory.mktemp("fuzz")
     process = Process(source_command(), env, port, workdir / "tinyapi.log", cwd=workdir)
     yield process.wait_ready()
@@ -38,32 +42,100 @@ def server(tmp_path_factory):
 # --- the faults ------------------------------------------------------------------------------
 
 CONTROL = [b"\x00", b"\x01", b"\x08", b"\x0b", b"\x1b", b"\x7f", b"\r"]
-BAD_METHODS = [b"GE T", b"", b"G\x00T", b"G\x7fT", b"\xffGET",
-               # tokens, so methods (405), as for Go:
-               b"get", b"Get", b"gET", b"post", b"G", b"A" * 30,
-               b"FOO", b"PUT", b"DELETE", b"PATCH", b"TRACE", b"CONNECT", b"M-SEARCH"]
+BAD_METHODS = [
+    b"GE T",
+    b"",
+    b"G\x00T",
+    b"G\x7fT",
+    b"\xffGET",
+    # tokens, so methods (405), as for Go:
+    b"get",
+    b"Get",
+    b"gET",
+    b"post",
+    b"G",
+    b"A" * 30,
+    b"FOO",
+    b"PUT",
+    b"DELETE",
+    b"PATCH",
+    b"TRACE",
+    b"CONNECT",
+    b"M-SEARCH",
+]
 # Percent-encodings that are malformed, or decode to something that is not in the path.
-BAD_PERCENT = [b"%", b"%z", b"%zz", b"%g1", b"%%", b"%0", b"%2", b"%00", b"%ff", b"%c0%af",
-               b"%0d%0a"]
+BAD_PERCENT = [
+    b"%",
+    b"%z",
+    b"%zz",
+    b"%g1",
+    b"%%",
+    b"%0",
+    b"%2",
+    b"%00",
+    b"%ff",
+    b"%c0%af",
+    b"%0d%0a",
+]
 BAD_PATH_BYTES = CONTROL + [b"\xff", b" ", b"\t"]
-BAD_VERSIONS = [b"HTTP/2.0", b"HTTP/3", b"HTTP/0.9", b"HTTP/1", b"HTTP/1.10", b"http/1.1",
-                b"HTTP/01.1", b"HTTP/1.1 x", b"", b"HTTP/1.1\x00", b"HTTP/1.1 ", b"XTTP/1.1"]
+BAD_VERSIONS = [
+    b"HTTP/2.0",
+    b"HTTP/3",
+    b"HTTP/0.9",
+    b"HTTP/1",
+    b"HTTP/1.10",
+    b"http/1.1",
+    b"HTTP/01.1",
+    b"HTTP/1.1 x",
+    b"",
+    b"HTTP/1.1\x00",
+    b"HTTP/1.1 ",
+    b"XTTP/1.1",
+]
 BAD_HEADERS = [
-    b"Bad Name: v", b"(x): v", b": v", b"Garbage", b"X : v", b" X: v", b"X: a\r\n folded",
-    b"\xe9: v", b"Host: second", b"Content-Length: 1\r\nContent-Length: 1",
-    b"Content-Length: -1", b"Content-Length: 1x", b"Content-Length: +5", b"Content-Length: ",
-    b"Transfer-Encoding: chunked\r\nContent-Length: 3", b"Transfer-Encoding: gzip",
-    b"Transfer-Encoding: identity", b"Transfer-Encoding: chunked, chunked",
-    b"Transfer-Encoding: xchunked", b"Transfer-Encoding: chunked;q=1", b"Expect: bogus",
-    *(b"X-Ctl: a" + c + b"b" for c in CONTROL), *(b"X" + c + b"Y: v" for c in CONTROL),
+    b"Bad Name: v",
+    b"(x): v",
+    b": v",
+    b"Garbage",
+    b"X : v",
+    b" X: v",
+    b"X: a\r\n folded",
+    b"\xe9: v",
+    b"Host: second",
+    b"Content-Length: 1\r\nContent-Length: 1",
+    b"Content-Length: -1",
+    b"Content-Length: 1x",
+    b"Content-Length: +5",
+    b"Content-Length: ",
+    b"Transfer-Encoding: chunked\r\nContent-Length: 3",
+    b"Transfer-Encoding: gzip",
+    b"Transfer-Encoding: identity",
+    b"Transfer-Encoding: chunked, chunked",
+    b"Transfer-Encoding: xchunked",
+    b"Transfer-Encoding: chunked;q=1",
+    b"Expect: bogus",
+    *(b"X-Ctl: a" + c + b"b" for c in CONTROL),
+    *(b"X" + c + b"Y: v" for c in CONTROL),
 ]
 BAD_EOLS = [b"\n", b"\r", b"\n\r"]
-BAD_CHUNKED = [b"zz\r\nhello\r\n0\r\n\r\n", b"5\r\nhelloXX0\r\n\r\n", b"1;a=\x00\r\nx\r\n0\r\n\r\n",
-               b"ffffffffffffffffffff\r\n", b"3\r\nab", b"-1\r\n", b"0\r\nX-Trailer\r\n\r\n"]
+BAD_CHUNKED = [
+    b"zz\r\nhello\r\n0\r\n\r\n",
+    b"5\r\nhelloXX0\r\n\r\n",
+    b"1;a=\x00\r\nx\r\n0\r\n\r\n",
+    b"ffffffffffffffffffff\r\n",
+    b"3\r\nab",
+    b"-1\r\n",
+    b"0\r\nX-Trailer\r\n\r\n",
+]
 SMUGGLED = b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
 # Not faults: a front end's headers, which nobody is trusted to set.
-FORWARDING = [b"SCRIPT_NAME: /elsewhere", b"PATH_INFO: /panic", b"X-Forwarded-Proto: https",
-              b"X-Forwarded-For: 192.0.2.1", b"Forwarded: for=192.0.2.1;proto=https"]
+FORWARDING = [
+    b"SCRIPT_NAME: /elsewhere",
+    b"PATH_INFO: /panic",
+    b"X-Forwarded-Proto: https",
+    b"X-Forwarded-For: 192.0.2.1",
+    b"Forwarded: for=192.0.2.1;proto=https",
+]
 
 
 def too_long_header(size: int) -> bytes:  # one line past limit_request_field_size (8190)
@@ -79,8 +151,18 @@ def too_big_head(count: int) -> bytes:  # each line in the limits, the head past
 
 
 class Example:
-    def __init__(self, method=b"GET", path=b"/alwaysok", version=b"HTTP/1.1", headers=(),
-                 eol=b"\r\n", body=b"", after=b"", head_faulty=False, tail_faulty=False):
+    def __init__(
+        self,
+        method=b"GET",
+        path=b"/alwaysok",
+        version=b"HTTP/1.1",
+        headers=(),
+        eol=b"\r\n",
+        body=b"",
+        after=b"",
+        head_faulty=False,
+        tail_faulty=False,
+    ):
         lines = [method + b" " + path + b" " + version, b"Host: 127.0.0.1", *headers]
         self.data = b"".join(line + eol for line in lines) + eol + body + after
         self.head_faulty = head_faulty  # in the request line or the headers
@@ -92,8 +174,14 @@ class Example:
 
 KNOWN = {
     **{f"method {m!r}": Example(method=m, head_faulty=True) for m in BAD_METHODS},
-    **{f"percent {p!r}": Example(path=b"/alway" + p + b"sok", head_faulty=True) for p in BAD_PERCENT},
-    **{f"path {b!r}": Example(path=b"/alway" + b + b"sok", head_faulty=True) for b in BAD_PATH_BYTES},
+    **{
+        f"percent {p!r}": Example(path=b"/alway" + p + b"sok", head_faulty=True)
+        for p in BAD_PERCENT
+    },
+    **{
+        f"path {b!r}": Example(path=b"/alway" + b + b"sok", head_faulty=True)
+        for b in BAD_PATH_BYTES
+    },
     "uri too long": Example(path=b"/alwaysok?q=" + b"u" * 4095, head_faulty=True),
     **{f"version {v!r}": Example(version=v, head_faulty=True) for v in BAD_VERSIONS},
     **{f"header {h!r}": Example(headers=[h], head_faulty=True) for h in BAD_HEADERS},
@@ -101,16 +189,23 @@ KNOWN = {
     "too many headers": Example(headers=[too_many_headers(51)], head_faulty=True),
     "head too big": Example(headers=[too_big_head(9)], head_faulty=True),
     **{f"eol {e!r}": Example(eol=e, head_faulty=True) for e in BAD_EOLS},
-    **{f"chunked {c!r}": Example(headers=[b"Transfer-Encoding: chunked"], body=c, tail_faulty=True)
-       for c in BAD_CHUNKED},
-    "body short of its length": Example(headers=[b"Content-Length: 10"], body=b"abc", tail_faulty=True),
-    "body smuggling a request": Example(headers=[b"Content-Length: %d" % len(SMUGGLED)], body=SMUGGLED),
+    **{
+        f"chunked {c!r}": Example(headers=[b"Transfer-Encoding: chunked"], body=c, tail_faulty=True)
+        for c in BAD_CHUNKED
+    },
+    "body short of its length": Example(
+        headers=[b"Content-Length: 10"], body=b"abc", tail_faulty=True
+    ),
+    "body smuggling a request": Example(
+        headers=[b"Content-Length: %d" % len(SMUGGLED)], body=SMUGGLED
+    ),
     "pipelined garbage": Example(after=b"\x16\x03\x01garbage\r\n\r\n", tail_faulty=True),
     **{f"forwarding {h!r}": Example(headers=[h]) for h in FORWARDING},
 }
 
 
 # --- sending and judging ---------------------------------------------------------------------
+
 
 def exchange(port: int, data: bytes) -> bytes:
     """Send data, half-close, read until the server closes: every answer it gave."""
@@ -183,25 +278,39 @@ TAIL_FAULTS = {"body", "chunked", "pipelined"}
 @st.composite
 def examples(draw) -> Example:
     """One to three kinds of fault, each drawn from the lists above or made up."""
-    kinds = draw(st.sets(st.sampled_from(sorted(HEAD_FAULTS | TAIL_FAULTS | {"forwarding"})),
-                         min_size=1, max_size=3))
+    kinds = draw(
+        st.sets(
+            st.sampled_from(sorted(HEAD_FAULTS | TAIL_FAULTS | {"forwarding"})),
+            min_size=1,
+            max_size=3,
+        )
+    )
     parts = {"headers": []}
     if "method" in kinds:
         # Made up: anything but capitals only, which could be a valid method (GET).
-        parts["method"] = draw(st.sampled_from(BAD_METHODS) | junk.filter(lambda j: not j.isupper()))
+        parts["method"] = draw(
+            st.sampled_from(BAD_METHODS) | junk.filter(lambda j: not j.isupper())
+        )
     if "percent" in kinds or "path" in kinds:
         bad = st.sampled_from(BAD_PERCENT if "percent" in kinds else BAD_PATH_BYTES)
         parts["path"] = b"/alway" + draw(bad) + b"sok"
     if "long_uri" in kinds:
-        parts["path"] = parts.get("path", b"/alwaysok") + b"?q=" + b"u" * draw(st.integers(4095, 9000))
+        parts["path"] = (
+            parts.get("path", b"/alwaysok") + b"?q=" + b"u" * draw(st.integers(4095, 9000))
+        )
     if "version" in kinds:
         parts["version"] = draw(st.sampled_from(BAD_VERSIONS))
     if "header" in kinds:
-        parts["headers"].append(draw(st.one_of(
-            st.sampled_from(BAD_HEADERS),
-            st.integers(8191, 12000).map(too_long_header),
-            st.integers(51, 80).map(too_many_headers),
-            st.integers(9, 20).map(too_big_head))))
+        parts["headers"].append(
+            draw(
+                st.one_of(
+                    st.sampled_from(BAD_HEADERS),
+                    st.integers(8191, 12000).map(too_long_header),
+                    st.integers(51, 80).map(too_many_headers),
+                    st.integers(9, 20).map(too_big_head),
+                )
+            )
+        )
     if "forwarding" in kinds:
         parts["headers"].append(draw(st.sampled_from(FORWARDING)))
     if "eol" in kinds:
@@ -215,12 +324,18 @@ def examples(draw) -> Example:
         parts["body"] = draw(st.sampled_from(BAD_CHUNKED))
     if "pipelined" in kinds:
         parts["after"] = draw(junk) + b"\r\n\r\n"
-    return Example(**parts, head_faulty=bool(kinds & HEAD_FAULTS),
-                   tail_faulty=bool(kinds & TAIL_FAULTS))
+    return Example(
+        **parts, head_faulty=bool(kinds & HEAD_FAULTS), tail_faulty=bool(kinds & TAIL_FAULTS)
+    )
 
 
-@settings(max_examples=200, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(example=examples())
 def test_combined_faults(server, example):
     check(server, example)

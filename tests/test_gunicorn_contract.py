@@ -6,6 +6,7 @@ called again: bodies drained for 5 s in a pool thread, slow clients holding thre
 
 pyproject.toml pins gunicorn to the minor version this was checked against; moving the pin
 means going through this file."""
+
 from __future__ import annotations
 
 import importlib
@@ -55,8 +56,10 @@ SIGNATURES = {
     "gunicorn.arbiter.Arbiter.run": "(self)",
     "gunicorn.arbiter.Arbiter.halt": "(self, reason=None, exit_status=0)",  # Arbiter.halt
     "gunicorn.glogging.Logger.setup": "(self, cfg)",  # GunicornLogger.setup
-    **{f"gunicorn.glogging.Logger.{level}": "(self, msg, *args, **kwargs)"  # _from_caller
-       for level in ("debug", "info", "warning", "error", "critical", "exception")},
+    **{
+        f"gunicorn.glogging.Logger.{level}": "(self, msg, *args, **kwargs)"  # _from_caller
+        for level in ("debug", "info", "warning", "error", "critical", "exception")
+    },
     "gunicorn.errors.HaltServer.__init__": "(self, reason, exit_status=1)",
     # worker.py: the methods ThreadWorker overrides or calls
     "gunicorn.workers.gthread.ThreadWorker.enqueue_req": "(self, conn)",
@@ -84,11 +87,22 @@ def test_signature(dotted):
 NAMES = {
     "gunicorn.workers.gthread.STOP_KEEPALIVE_LINGER": float,  # worker.murder_pending
     "gunicorn.workers.gthread.TConn": type,  # worker.ThreadWorker.waiting's keys
-    **{f"gunicorn.http.errors.{name}": type for name in (
-        "ParseException", "ConfigurationProblem", "ExpectationFailed", "InvalidHeader",
-        "InvalidHeaderName", "InvalidHTTPVersion", "InvalidResponseHeader",
-        "InvalidResponseHeaderName", "LimitRequestHeaders", "LimitRequestLine",
-        "UnsupportedTransferCoding")},  # worker.refusal
+    **{
+        f"gunicorn.http.errors.{name}": type
+        for name in (
+            "ParseException",
+            "ConfigurationProblem",
+            "ExpectationFailed",
+            "InvalidHeader",
+            "InvalidHeaderName",
+            "InvalidHTTPVersion",
+            "InvalidResponseHeader",
+            "InvalidResponseHeaderName",
+            "LimitRequestHeaders",
+            "LimitRequestLine",
+            "UnsupportedTransferCoding",
+        )
+    },  # worker.refusal
 }
 
 
@@ -99,8 +113,16 @@ def test_name(dotted):
 
 # tinyapi's own additions to the classes it subclasses; everything else in them overrides.
 OWN = {
-    worker.ThreadWorker: {"header_timeout", "_read_head", "_dispatch", "_linger", "_drain",
-                          "_wait", "_unwait", "_close"},
+    worker.ThreadWorker: {
+        "header_timeout",
+        "_read_head",
+        "_dispatch",
+        "_linger",
+        "_drain",
+        "_wait",
+        "_unwait",
+        "_close",
+    },
     server.Arbiter: {"panicking", "kill_workers_now"},
     server.GunicornLogger: set(),
 }
@@ -113,28 +135,43 @@ def test_every_override_overrides_something(ours):
     for name in vars(ours):
         if name.startswith("__") or name in OWN[ours]:
             continue
-        assert hasattr(base, name), f"{ours.__qualname__}.{name} overrides nothing in {base.__module__}.{base.__qualname__}"
+        assert hasattr(base, name), (
+            f"{ours.__qualname__}.{name} overrides nothing in {base.__module__}.{base.__qualname__}"
+        )
 
 
 # "X calls Y": an override or hook that gunicorn stops calling does nothing at all.
 CALLS = {
-    "gunicorn.workers.gthread.ThreadWorker.handle": ("self._keepalive_after(conn, ",
-                                                      "self.handle_error(req, conn.sock, conn.client, e)",
-                                                      "conn.init()", "next(conn.parser)"),
-    "gunicorn.workers.gthread.ThreadWorker.enqueue_req": ("self.tpool.submit(self.handle, conn)",
-                                                           "self.finish_request, conn, fut"),
+    "gunicorn.workers.gthread.ThreadWorker.handle": (
+        "self._keepalive_after(conn, ",
+        "self.handle_error(req, conn.sock, conn.client, e)",
+        "conn.init()",
+        "next(conn.parser)",
+    ),
+    "gunicorn.workers.gthread.ThreadWorker.enqueue_req": (
+        "self.tpool.submit(self.handle, conn)",
+        "self.finish_request, conn, fut",
+    ),
     "gunicorn.workers.gthread.ThreadWorker.accept": ("self.enqueue_req(conn)",),
     "gunicorn.workers.gthread.ThreadWorker.on_client_socket_readable": ("self.enqueue_req(conn)",),
     "gunicorn.workers.gthread.ThreadWorker.run": ("self.murder_pending()",),
     "gunicorn.workers.gthread.ThreadWorker.handle_request": ("self.cfg.pre_request(self, req)",),
-    "gunicorn.workers.gthread.ThreadWorker.finish_request": ("conn.parser.unreader.buf.getvalue()",),
-    "gunicorn.arbiter.Arbiter.reap_workers": ("self.cfg.child_exit(self, worker)",
-                                              "self.WORKERS.pop(wpid, None)"),
-    "gunicorn.workers.base.Worker.__init__": ("self.tmp = WorkerTmp(cfg)",),  # Arbiter.kill_workers_now
+    "gunicorn.workers.gthread.ThreadWorker.finish_request": (
+        "conn.parser.unreader.buf.getvalue()",
+    ),
+    "gunicorn.arbiter.Arbiter.reap_workers": (
+        "self.cfg.child_exit(self, worker)",
+        "self.WORKERS.pop(wpid, None)",
+    ),
+    "gunicorn.workers.base.Worker.__init__": (
+        "self.tmp = WorkerTmp(cfg)",
+    ),  # Arbiter.kill_workers_now
     "gunicorn.workers.gthread.TConn.__init__": ("self.parser = None", "self.data_ready = False"),
     # _from_caller's stacklevel=3 counts this one frame between the caller and logging
-    **{f"gunicorn.glogging.Logger.{level}": (f"self.error_log.{level}(msg, *args, **kwargs)",)
-       for level in ("debug", "info", "warning", "error", "critical", "exception")},
+    **{
+        f"gunicorn.glogging.Logger.{level}": (f"self.error_log.{level}(msg, *args, **kwargs)",)
+        for level in ("debug", "info", "warning", "error", "critical", "exception")
+    },
     # Server.run is this, with tinyapi's Arbiter and the same errors caught
     "gunicorn.app.base.BaseApplication.run": ("Arbiter(self).run()", "except RuntimeError"),
 }
@@ -149,8 +186,15 @@ def test_calls(dotted):
 
 def test_settings_tinyapi_sets_exist():
     app = server.Server(Config())
-    for name in ("pre_request", "permit_unconventional_http_method", "http_parser",
-                 "control_socket_disable", "forwarded_allow_ips", "child_exit", "logger_class"):
+    for name in (
+        "pre_request",
+        "permit_unconventional_http_method",
+        "http_parser",
+        "control_socket_disable",
+        "forwarded_allow_ips",
+        "child_exit",
+        "logger_class",
+    ):
         assert name in app.cfg.settings, f"gunicorn has no {name} setting any more"
     assert app.cfg.pre_request is worker.check_request
     assert app.cfg.casefold_http_method is False  # `get` must stay `get`
@@ -189,16 +233,18 @@ PARSER_VERDICTS = {
     b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n": "501 Not Implemented",
     b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n": "501 Not Implemented",
     b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n": "501 Not Implemented",
-    b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n":
-        "501 Not Implemented",
+    b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n": "501 Not Implemented",
     b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n": OK,
     b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n": "400 Bad Request",
-    b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n":
-        "400 Bad Request",
+    b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n": "400 Bad Request",
     b"GET / HTTP/1.1\r\nHost: x\r\nExpect: bogus\r\n\r\n": "417 Expectation Failed",
     b"GET /" + b"u" * 4094 + b" HTTP/1.1\r\nHost: x\r\n\r\n": "414 Request URI Too Long",
-    b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"v" * 8190 + b"\r\n\r\n": "431 Request Header Fields Too Large",
-    b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X: v\r\n" * 50 + b"\r\n": "431 Request Header Fields Too Large",
+    b"GET / HTTP/1.1\r\nHost: x\r\nX: "
+    + b"v" * 8190
+    + b"\r\n\r\n": "431 Request Header Fields Too Large",
+    b"GET / HTTP/1.1\r\nHost: x\r\n"
+    + b"X: v\r\n" * 50
+    + b"\r\n": "431 Request Header Fields Too Large",
 }
 
 
@@ -227,5 +273,7 @@ def test_server_run_keeps_base_applications_error_handling(monkeypatch):
         raise RuntimeError("invalid syslog address")
 
     monkeypatch.setattr(server.Arbiter, "run", fail)
-    with pytest.raises(server.StartupError, match="^cannot start the server: invalid syslog address$"):
+    with pytest.raises(
+        server.StartupError, match="^cannot start the server: invalid syslog address$"
+    ):
         server.Server(Config()).run()

@@ -1,6 +1,7 @@
 """Health check targets that misbehave, against the real server: /healthcheck answers within
 the check timeout (+1 s) with status 3 for that check, TLS fails closed, and the server keeps
 serving. The targets are local; the other check goes to a healthy one."""
+
 import datetime
 import ipaddress
 import json
@@ -79,7 +80,9 @@ def huge_header_line(sock, _path):
 
 
 def thousand_headers(sock, _path):
-    sock.sendall(b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(1000)) + b"\r\n")
+    sock.sendall(
+        b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(1000)) + b"\r\n"
+    )
 
 
 def trickled_headers(sock, _path):
@@ -104,34 +107,55 @@ def self_signed(tmp_path) -> ssl.SSLContext:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
     pem = tmp_path / "self-signed.pem"
-    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    pem.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(pem)
     return context
 
 
 # The trickled ones wait the checks' timeout out: slow.
-KINDS = ["endless body", "redirect to itself", "endless redirects", "1 MB header line",
-         "1000 headers",
-         pytest.param("trickled headers", marks=pytest.mark.slow),
-         pytest.param("trickled headers over TLS", marks=pytest.mark.slow),
-         "self-signed certificate", "expired certificate", "certificate for another host"]
+KINDS = [
+    "endless body",
+    "redirect to itself",
+    "endless redirects",
+    "1 MB header line",
+    "1000 headers",
+    pytest.param("trickled headers", marks=pytest.mark.slow),
+    pytest.param("trickled headers over TLS", marks=pytest.mark.slow),
+    "self-signed certificate",
+    "expired certificate",
+    "certificate for another host",
+]
 
 
 def make_target(kind: str, test_ca: trustme.CA, tmp_path) -> tuple[RawTarget, str, list[str]]:
     """(target, URL to check, what the check's verbose must say)."""
     past = datetime.datetime(2020, 1, 1)
-    expired = test_ca.issue_cert("127.0.0.1", not_before=past - datetime.timedelta(days=1),
-                                 not_after=past)
+    expired = test_ca.issue_cert(
+        "127.0.0.1", not_before=past - datetime.timedelta(days=1), not_after=past
+    )
     refused = ["CERTIFICATE_VERIFY_FAILED"]
     respond, tls, path, says = {
         "endless body": (endless_body, None, "/", ["200 OK"]),
@@ -140,26 +164,48 @@ def make_target(kind: str, test_ca: trustme.CA, tmp_path) -> tuple[RawTarget, st
         "1 MB header line": (huge_header_line, None, "/", ["header line"]),
         "1000 headers": (thousand_headers, None, "/", ["more than 100 headers"]),
         "trickled headers": (trickled_headers, None, "/", [f"timed out after {TIMEOUT}s"]),
-        "trickled headers over TLS": (trickled_headers, tls_server(test_ca.issue_cert("127.0.0.1")),
-                                      "/", [f"timed out after {TIMEOUT}s"]),
+        "trickled headers over TLS": (
+            trickled_headers,
+            tls_server(test_ca.issue_cert("127.0.0.1")),
+            "/",
+            [f"timed out after {TIMEOUT}s"],
+        ),
         # OpenSSL 3 says "self-signed certificate", 1.1 "self signed certificate".
-        "self-signed certificate": (ok, self_signed(tmp_path), "/", refused + ["signed certificate"]),
-        "expired certificate": (ok, tls_server(expired), "/", refused + ["certificate has expired"]),
-        "certificate for another host": (ok, tls_server(test_ca.issue_cert("example.org")), "/",
-                                         refused + ["mismatch"]),
+        "self-signed certificate": (
+            ok,
+            self_signed(tmp_path),
+            "/",
+            refused + ["signed certificate"],
+        ),
+        "expired certificate": (
+            ok,
+            tls_server(expired),
+            "/",
+            refused + ["certificate has expired"],
+        ),
+        "certificate for another host": (
+            ok,
+            tls_server(test_ca.issue_cert("example.org")),
+            "/",
+            refused + ["mismatch"],
+        ),
     }[kind]
     target = RawTarget(respond, tls)
     return target, target.url(path), says
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_misbehaving_target_cannot_hurt(start_server, http_target, test_ca, ca_file, tmp_path, kind):
+def test_misbehaving_target_cannot_hurt(
+    start_server, http_target, test_ca, ca_file, tmp_path, kind
+):
     target, url, says = make_target(kind, test_ca, tmp_path)
     try:
-        server = start_server(TINYAPI_HEALTHCHECK_HC1_URL=url,
-                              TINYAPI_HEALTHCHECK_HC2_URL=http_target.url("/ok"),
-                              TINYAPI_HEALTHCHECK_TIMEOUT=str(TIMEOUT),
-                              TINYAPI_HEALTHCHECK_CA_FILE=ca_file)
+        server = start_server(
+            TINYAPI_HEALTHCHECK_HC1_URL=url,
+            TINYAPI_HEALTHCHECK_HC2_URL=http_target.url("/ok"),
+            TINYAPI_HEALTHCHECK_TIMEOUT=str(TIMEOUT),
+            TINYAPI_HEALTHCHECK_CA_FILE=ca_file,
+        )
         started = time.monotonic()
         r = server.get("/healthcheck")
         assert time.monotonic() - started < TIMEOUT + 1

@@ -1,4 +1,5 @@
 """The outbound checks against local targets: up, 404, refused, silent, untrusted."""
+
 import re
 import time
 
@@ -46,8 +47,13 @@ def test_silent_target_times_out(silent_target):
 def test_checks_run_concurrently_each_with_its_deadline(silent_target, http_target):
     started = time.monotonic()
     results = healthchecks.run_all(
-        [("healthcheck1", silent_target), ("healthcheck2", silent_target),
-         ("healthcheck3", http_target.url("/ok"))], timeout=1.0)
+        [
+            ("healthcheck1", silent_target),
+            ("healthcheck2", silent_target),
+            ("healthcheck3", http_target.url("/ok")),
+        ],
+        timeout=1.0,
+    )
     elapsed = time.monotonic() - started
     assert [r.name for r in results] == ["healthcheck1", "healthcheck2", "healthcheck3"]
     assert [r.status for r in results] == [STATUS_FAILED, STATUS_FAILED, STATUS_OK]

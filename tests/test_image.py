@@ -7,6 +7,7 @@ each wait polls until its deadline.
 
 No Docker engine answering: the tests skip, except under CI=true, where they fail.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -61,15 +62,20 @@ class Container:
 
     def alive(self) -> bool:
         """Running, or about to be restarted by its restart policy."""
-        return self.running() or self.inspect("{{.HostConfig.RestartPolicy.Name}}") not in ("", "no")
+        return self.running() or self.inspect("{{.HostConfig.RestartPolicy.Name}}") not in (
+            "",
+            "no",
+        )
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         """Poll GET /alwaysok until it answers 200; fail early if the container dies."""
         try:
             wait_for_200(self.port, alive=self.alive, timeout=timeout, interval=0.1)
         except NotServing as err:
-            pytest.fail(f"{err} (exit code {self.inspect('{{.State.ExitCode}}')}):\n{self.logs()}",
-                        pytrace=False)
+            pytest.fail(
+                f"{err} (exit code {self.inspect('{{.State.ExitCode}}')}):\n{self.logs()}",
+                pytrace=False,
+            )
 
     def wait_exit(self, timeout: float = 15) -> int:
         """Block until the container stops; its exit code."""
@@ -106,12 +112,21 @@ TEXT = "text/plain; charset=utf-8"
 JSON = "application/json; charset=UTF-8"
 
 
-@pytest.mark.parametrize(("path", "status", "body", "headers"), [
-    ("/", 200, b"Index of tinyapi. These aren't the droids you're looking for\n", {"content-type": TEXT}),
-    ("/alwaysok", 200, b'{ "status": "OK" }', {"content-type": JSON}),
-    ("/nope", 404, b"404 page not found\n", {}),
-    ("/alwaysok/", 301, None, {"location": "/alwaysok"}),
-], ids=["index", "alwaysok", "not-found", "trailing-slash-redirect"])
+@pytest.mark.parametrize(
+    ("path", "status", "body", "headers"),
+    [
+        (
+            "/",
+            200,
+            b"Index of tinyapi. These aren't the droids you're looking for\n",
+            {"content-type": TEXT},
+        ),
+        ("/alwaysok", 200, b'{ "status": "OK" }', {"content-type": JSON}),
+        ("/nope", 404, b"404 page not found\n", {}),
+        ("/alwaysok/", 301, None, {"location": "/alwaysok"}),
+    ],
+    ids=["index", "alwaysok", "not-found", "trailing-slash-redirect"],
+)
 def test_endpoint_through_published_port(start, path, status, body, headers):
     c = start()
     c.wait_ready()
@@ -154,8 +169,11 @@ def test_restart_on_failure_serves_again_after_panic(start):
     c.wait_ready()
     with pytest.raises((OSError, http.client.HTTPException)):
         c.get("/panic")
-    poll(lambda: int(c.inspect("{{.RestartCount}}")) >= 1 and c.running(), 30,
-         what="Docker to restart the container")
+    poll(
+        lambda: int(c.inspect("{{.RestartCount}}")) >= 1 and c.running(),
+        30,
+        what="Docker to restart the container",
+    )
     # A restarted container gets a new ephemeral host port: ask again.
     c.port = c.published_port()
     c.wait_ready()
@@ -186,9 +204,15 @@ def test_docker_stop_while_the_app_loads_is_not_dropped(start):
     term, hup = 1 << 14, 1 << 0
     # The program (not the bootloader, which catches SIGTERM while it unpacks: patch 0004).
     program = re.compile(r"/staticx-\d+-[0-9a-f]+/")
-    poll(lambda: program.search(os.readlink(f"/proc/{pid}/exe"))
-         and caught_signals(pid) & (term | hup) == term, 30, interval=0.002,
-         what="PID 1 the program, with tinyapi's SIGTERM handler and not yet gunicorn's")
+    poll(
+        lambda: (
+            program.search(os.readlink(f"/proc/{pid}/exe"))
+            and caught_signals(pid) & (term | hup) == term
+        ),
+        30,
+        interval=0.002,
+        what="PID 1 the program, with tinyapi's SIGTERM handler and not yet gunicorn's",
+    )
     docker("stop", "-t", "30", c.name, timeout=60)
     assert c.inspect("{{.State.ExitCode}}") == "0", c.logs()
 
@@ -205,8 +229,15 @@ def test_runs_as_nonroot_by_default(start):
     assert process_uids(c) == {"65532"}
 
 
-HARDENED = ("--read-only", "--tmpfs", "/tmp:rw,exec,nosuid,mode=1777",
-            "--cap-drop", "ALL", "--security-opt", "no-new-privileges")
+HARDENED = (
+    "--read-only",
+    "--tmpfs",
+    "/tmp:rw,exec,nosuid,mode=1777",
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges",
+)
 
 
 @pytest.mark.parametrize("user", ["12345:12345", "65532:65532", "1:1"])
@@ -248,12 +279,16 @@ def test_no_process_in_the_container_has_capabilities(start, flags):
     c.wait_ready()
     # The master and its two workers (test_processes_are_the_server_alone): the first 200 may
     # come before the second worker is up.
-    caps = poll(lambda: found if len(found := capabilities(c)) == 3 else None, START_TIMEOUT,
-                what="the master and two workers")
+    caps = poll(
+        lambda: found if len(found := capabilities(c)) == 3 else None,
+        START_TIMEOUT,
+        what="the master and two workers",
+    )
     assert set(caps.values()) == {"0000000000000000"}, caps
 
 
 # --- a container is just a process: start-up, signals, what is unpacked --------------------------
+
 
 def processes(c: Container) -> dict[int, int]:
     """host pid -> host ppid of every process in the container."""
@@ -334,8 +369,11 @@ def test_ttin_adds_a_worker_and_ttou_removes_one(start):
 
 def unpacked(c: Container) -> list[str]:
     """What the container has put in /tmp (its writable layer: `docker diff`)."""
-    return sorted(line.split()[1] for line in docker("diff", c.name).stdout.splitlines()
-                  if line.split()[1].count("/") == 2 and line.split()[1].startswith("/tmp/"))
+    return sorted(
+        line.split()[1]
+        for line in docker("diff", c.name).stdout.splitlines()
+        if line.split()[1].count("/") == 2 and line.split()[1].startswith("/tmp/")
+    )
 
 
 def test_sigkill_and_start_five_times_leave_one_unpacked_copy(start):
@@ -366,6 +404,7 @@ def test_no_shell_to_exec(start):
 
 # --- the image itself --------------------------------------------------------------------------
 
+
 def exported_files(image: str) -> dict[str, tuple[str, int, int, int, str | None]]:
     """`docker export` of a created (never started) container: path -> (kind, mode, uid, gid, sha256)."""
     entries, _ = export_image(image, prefix="tinyapi-test")
@@ -378,11 +417,13 @@ def sha256_of(path: Path | str) -> str:
 
 def test_image_holds_exactly_what_the_dockerfile_puts_there(image):
     files = exported_files(image)
-    assert {p: (kind, oct(mode)) for p, (kind, mode, *_rest) in files.items()} == \
-           {f.path: (f.kind, oct(f.mode)) for f in image_spec.FILES}
+    assert {p: (kind, oct(mode)) for p, (kind, mode, *_rest) in files.items()} == {
+        f.path: (f.kind, oct(f.mode)) for f in image_spec.FILES
+    }
     assert {(uid, gid) for _, _, uid, gid, _ in files.values()} == {(0, 0)}
     # ... and each file is the one staged from the repo, not a stale copy.
     import certifi
+
     assert files["bin/tinyapi"][4] == sha256_of(REPO / "dist" / "tinyapi")
     assert files["etc/tinyapi/config.yml"][4] == sha256_of(REPO / "config.yml")
     assert files["etc/ssl/certs/ca-certificates.crt"][4] == sha256_of(certifi.where())
@@ -415,6 +456,7 @@ def test_image_config(image):
     assert env["TINYAPI_HEALTHCHECK_CA_FILE"] == "/etc/ssl/certs/ca-certificates.crt"
     labels = config["Labels"]
     from tinyapi import __version__
+
     assert labels["org.opencontainers.image.version"] == __version__
     assert labels["org.opencontainers.image.licenses"] == "MIT"
     assert labels["org.opencontainers.image.title"] == "tinyapi"
@@ -423,12 +465,15 @@ def test_image_config(image):
     assert labels["tinyapi.sbom.path"] == "/sbom.cdx.json"
     assert labels["tinyapi.sbom.sha256"] == sha256_of(REPO / "dist" / "tinyapi.cdx.json")
     # Both tags name the same image.
-    ids = {docker("image", "inspect", "-f", "{{.Id}}", tag).stdout.strip()
-           for tag in (image, f"{IMAGE_NAME}:{__version__}")}
+    ids = {
+        docker("image", "inspect", "-f", "{{.Id}}", tag).stdout.strip()
+        for tag in (image, f"{IMAGE_NAME}:{__version__}")
+    }
     assert len(ids) == 1
 
 
 # --- /healthcheck from inside the container, against a local HTTPS server ---------------------
+
 
 class _OkHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
@@ -470,15 +515,27 @@ def https_server(tmp_path):
 def run_healthcheck(start, port: int, ca_pem: Path | None):
     """/healthcheck of a host-network container whose two checks hit the local HTTPS server."""
     bind_port = free_port()
-    args = ["--network", "host",
-            "-e", "TINYAPI_SERVER_BIND_ADDRESS=127.0.0.1",
-            "-e", f"TINYAPI_SERVER_BIND_PORT={bind_port}",
-            "-e", f"TINYAPI_HEALTHCHECK_HC1_URL=https://127.0.0.1:{port}/hc1",
-            "-e", f"TINYAPI_HEALTHCHECK_HC2_URL=https://127.0.0.1:{port}/hc2",
-            "-e", "TINYAPI_HEALTHCHECK_TIMEOUT=5"]
+    args = [
+        "--network",
+        "host",
+        "-e",
+        "TINYAPI_SERVER_BIND_ADDRESS=127.0.0.1",
+        "-e",
+        f"TINYAPI_SERVER_BIND_PORT={bind_port}",
+        "-e",
+        f"TINYAPI_HEALTHCHECK_HC1_URL=https://127.0.0.1:{port}/hc1",
+        "-e",
+        f"TINYAPI_HEALTHCHECK_HC2_URL=https://127.0.0.1:{port}/hc2",
+        "-e",
+        "TINYAPI_HEALTHCHECK_TIMEOUT=5",
+    ]
     if ca_pem is not None:  # else: the image's own bundle (certifi), which can't know a test CA
-        args += ["-v", f"{ca_pem}:/run/test-ca.pem:ro",
-                 "-e", "TINYAPI_HEALTHCHECK_CA_FILE=/run/test-ca.pem"]
+        args += [
+            "-v",
+            f"{ca_pem}:/run/test-ca.pem:ro",
+            "-e",
+            "TINYAPI_HEALTHCHECK_CA_FILE=/run/test-ca.pem",
+        ]
     c = start(*args, publish=False, port=bind_port)
     c.wait_ready()
     health = c.get("/healthcheck", timeout=20)

@@ -14,6 +14,7 @@ No cluster here: the manifests are checked offline.
 Not checked (it needs a cluster): admission (Pod Security "restricted", quotas), that the
 image can be pulled, that the probes pass, scheduling, NetworkPolicy enforcement.
 """
+
 from __future__ import annotations
 
 import copy
@@ -67,6 +68,7 @@ def container(pod) -> dict:
 
 # --- the schema --------------------------------------------------------------------------------
 
+
 def validate_everywhere(doc: dict) -> list[str]:
     """Errors of `doc` against every shipped Kubernetes version, strict; [] when valid."""
     errors = []
@@ -83,8 +85,9 @@ def validate_everywhere(doc: dict) -> list[str]:
 
 def test_the_expected_resources_are_there():
     kinds = sorted(doc["kind"] for doc in all_docs())
-    assert kinds == sorted(["Namespace", "Deployment", "Service", "PodDisruptionBudget",
-                            "NetworkPolicy"]), kinds
+    assert kinds == sorted(
+        ["Namespace", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy"]
+    ), kinds
     assert VERSIONS, "kubernetes-validate ships no schema"
 
 
@@ -100,7 +103,8 @@ def test_the_validator_is_strict(deployment):
     """A misspelt field must fail: else the test above proves little."""
     broken = copy.deepcopy(deployment)
     broken["spec"]["template"]["spec"]["containers"][0]["securityContext"][
-        "readOnlyRootFileSystem"] = True  # capital S: not a Kubernetes field
+        "readOnlyRootFileSystem"
+    ] = True  # capital S: not a Kubernetes field
     errors = validate_everywhere(broken)
     assert len(errors) == len(VERSIONS), errors
     assert "readOnlyRootFileSystem" in errors[0]
@@ -138,12 +142,17 @@ def test_image_is_this_version(deployment, container):
     assert container["image"] == f"tinyapi:{__version__}"
     assert container["imagePullPolicy"] == "IfNotPresent"
     assert deployment["metadata"]["labels"]["app.kubernetes.io/version"] == __version__
-    assert deployment["spec"]["template"]["metadata"]["labels"][
-        "app.kubernetes.io/version"] == __version__
+    assert (
+        deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"]
+        == __version__
+    )
 
 
 def test_pod_runs_as_nonroot_65532_with_runtime_default_seccomp(pod, container):
-    for where, ctx in (("pod", pod["securityContext"]), ("container", container["securityContext"])):
+    for where, ctx in (
+        ("pod", pod["securityContext"]),
+        ("container", container["securityContext"]),
+    ):
         assert ctx["runAsNonRoot"] is True, where
         assert ctx["runAsUser"] == 65532, where
         assert ctx["runAsGroup"] == 65532, where
@@ -174,8 +183,11 @@ def test_tmp_is_an_exec_capable_memory_emptydir(pod, container):
     tmp = volumes[mounts["/tmp"]["name"]]
     assert tmp["emptyDir"]["medium"] == "Memory"
     # 24.2 MB are unpacked there (once: restarts reuse it); room for two, in the memory limit.
-    assert 2 * 24.3e6 <= quantity(tmp["emptyDir"]["sizeLimit"]) <= quantity(
-        container["resources"]["limits"]["memory"])
+    assert (
+        2 * 24.3e6
+        <= quantity(tmp["emptyDir"]["sizeLimit"])
+        <= quantity(container["resources"]["limits"]["memory"])
+    )
 
 
 def test_requests_and_limits_are_set_and_sane(container):
@@ -199,8 +211,10 @@ def test_probes_hit_alwaysok_on_the_container_port(container):
         assert container[probe]["timeoutSeconds"] >= 1, probe
     # Liveness must be more patient than readiness: take out of the Service before killing.
     live, ready = container["livenessProbe"], container["readinessProbe"]
-    assert (live["periodSeconds"] * live["failureThreshold"]
-            > ready["periodSeconds"] * ready["failureThreshold"])
+    assert (
+        live["periodSeconds"] * live["failureThreshold"]
+        > ready["periodSeconds"] * ready["failureThreshold"]
+    )
 
 
 def test_rolling_update_never_goes_below_the_replica_count(deployment):
@@ -221,14 +235,16 @@ def test_selectors_and_ports_agree(deployment, container):
     assert selects(deployment["spec"]["selector"]["matchLabels"])
     service = one("Service")
     assert selects(service["spec"]["selector"])
-    container_ports = {p["name"] for p in container["ports"]} | {p["containerPort"]
-                                                                for p in container["ports"]}
+    container_ports = {p["name"] for p in container["ports"]} | {
+        p["containerPort"] for p in container["ports"]
+    }
     for port in service["spec"]["ports"]:
         assert port["targetPort"] in container_ports, port
     pdb = one("PodDisruptionBudget")
     assert selects(pdb["spec"]["selector"]["matchLabels"])
-    assert 0 < pdb["spec"]["minAvailable"] < deployment["spec"]["replicas"], \
+    assert 0 < pdb["spec"]["minAvailable"] < deployment["spec"]["replicas"], (
         "minAvailable >= replicas would block every node drain"
+    )
     policy = one("NetworkPolicy")
     assert selects(policy["spec"]["podSelector"]["matchLabels"])
     allowed_in = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}

@@ -16,6 +16,7 @@ Two quirks of the machines this runs on, not of Podman on a normal one:
 Needs root (rootful Podman, useradd) and podman: without them the tests skip, except under
 CI=true, where they fail.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -41,14 +42,23 @@ from harness.testing import AS_ROOT, IS_ROOT, unavailable
 pytestmark = [pytest.mark.docker, pytest.mark.root]
 
 START_TIMEOUT = 30.0  # staticx unpacks to /tmp (at the first start) before Python starts
-HARDENED = ("--read-only", "--tmpfs", "/tmp:rw,exec,nosuid,mode=1777",
-            "--cap-drop", "ALL", "--security-opt", "no-new-privileges")
+HARDENED = (
+    "--read-only",
+    "--tmpfs",
+    "/tmp:rw,exec,nosuid,mode=1777",
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges",
+)
 
 
 def _ulimits() -> tuple[str, ...]:
     flags = []
-    for name, limit, want in (("nofile", resource.RLIMIT_NOFILE, 16384),
-                              ("nproc", resource.RLIMIT_NPROC, 4096)):
+    for name, limit, want in (
+        ("nofile", resource.RLIMIT_NOFILE, 16384),
+        ("nproc", resource.RLIMIT_NPROC, 4096),
+    ):
         hard = resource.getrlimit(limit)[1]
         value = want if hard == resource.RLIM_INFINITY else min(want, hard)
         flags += ["--ulimit", f"{name}={value}:{value}"]
@@ -58,19 +68,39 @@ def _ulimits() -> tuple[str, ...]:
 ULIMITS = _ulimits()
 
 
-def podman(*args: str, user: str | None = None, check: bool = True, timeout: float = 60,
-           stdin=None) -> subprocess.CompletedProcess:
+def podman(
+    *args: str, user: str | None = None, check: bool = True, timeout: float = 60, stdin=None
+) -> subprocess.CompletedProcess:
     """`podman ARGS`, as root or (user=) as that user with a login's HOME and nothing else."""
     cmd, cwd = ["podman", *args], None
     if user is not None:
         home = pwd.getpwnam(user).pw_dir
-        cmd = ["runuser", "-u", user, "--", "env", "-i", f"HOME={home}", f"USER={user}",
-               "PATH=/usr/bin:/bin", *cmd]
+        cmd = [
+            "runuser",
+            "-u",
+            user,
+            "--",
+            "env",
+            "-i",
+            f"HOME={home}",
+            f"USER={user}",
+            "PATH=/usr/bin:/bin",
+            *cmd,
+        ]
         cwd = home  # somewhere the user may be
-    proc = subprocess.run(cmd, capture_output=True, text=stdin is None, timeout=timeout,
-                          check=False, cwd=cwd, stdin=stdin)
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=stdin is None,
+        timeout=timeout,
+        check=False,
+        cwd=cwd,
+        stdin=stdin,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+        )
     return proc
 
 
@@ -127,17 +157,25 @@ def processes_of(uid: int) -> list[int]:
 def rootless_user(podman_ready):
     """A new user with subordinate ids; removed with all its Podman state at teardown."""
     user = f"tinyapi-rl-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["useradd", "--create-home", "--shell", "/usr/sbin/nologin", user],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["useradd", "--create-home", "--shell", "/usr/sbin/nologin", user],
+        check=True,
+        capture_output=True,
+    )
     uid = pwd.getpwnam(user).pw_uid
     try:
         for path, flag in (("/etc/subuid", "--add-subuids"), ("/etc/subgid", "--add-subgids")):
-            if subordinate_ids(path, user)[1] < 65536:  # useradd gives them only where the file exists
+            if (
+                subordinate_ids(path, user)[1] < 65536
+            ):  # useradd gives them only where the file exists
                 Path(path).touch()
                 ranges = [line.split(":") for line in Path(path).read_text().splitlines()]
                 first = max([100000, *(int(f) + int(c) for _, f, c in ranges)])
-                subprocess.run(["usermod", flag, f"{first}-{first + 65535}", user],
-                               check=True, capture_output=True)
+                subprocess.run(
+                    ["usermod", flag, f"{first}-{first + 65535}", user],
+                    check=True,
+                    capture_output=True,
+                )
             assert subordinate_ids(path, user)[1] >= 65536, f"{user} has too few ids in {path}"
         yield user
     finally:
@@ -173,7 +211,9 @@ class PodmanContainer:
         return proc.stdout + proc.stderr
 
     def running(self) -> bool:
-        return self.podman("inspect", "-f", "{{.State.Running}}", self.name).stdout.strip() == "true"
+        return (
+            self.podman("inspect", "-f", "{{.State.Running}}", self.name).stdout.strip() == "true"
+        )
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         """Poll GET /alwaysok until it answers 200; fail early if the container dies."""
@@ -199,13 +239,21 @@ def _starter(user: str | None, image: str):
         names.append(name)  # before `run`: a container that failed to start is removed too
         port = free_port()
         if host_network:  # the server binds the free port itself
-            net = ["--network", "host", "-e", "TINYAPI_SERVER_BIND_ADDRESS=127.0.0.1",
-                   "-e", f"TINYAPI_SERVER_BIND_PORT={port}"]
+            net = [
+                "--network",
+                "host",
+                "-e",
+                "TINYAPI_SERVER_BIND_ADDRESS=127.0.0.1",
+                "-e",
+                f"TINYAPI_SERVER_BIND_PORT={port}",
+            ]
         else:
             net = ["-p", "127.0.0.1::8080"]  # a free host port, chosen by Podman
         podman("run", "-d", "--name", name, *ULIMITS, *net, *run_args, image, user=user)
         if not host_network:  # 127.0.0.1:40123
-            port = int(podman("port", name, "8080/tcp", user=user).stdout.split()[0].rsplit(":", 1)[1])
+            port = int(
+                podman("port", name, "8080/tcp", user=user).stdout.split()[0].rsplit(":", 1)[1]
+            )
         return PodmanContainer(name, user, port)
 
     def remove() -> None:
@@ -250,6 +298,7 @@ def cap_eff(pids) -> set[str]:
 
 # --- rootful ------------------------------------------------------------------------------------
 
+
 def test_rootful_serves_every_endpoint(rootful):
     c = rootful()
     c.wait_ready()
@@ -271,8 +320,11 @@ def test_rootful_runs_as_the_images_numeric_user(rootful):
     c.wait_ready()
     # The master and its two workers (staticx's bootloader execs the program): the first 200
     # may come before the second worker is up.
-    procs = poll(lambda: found if len(found := c.processes()) == 3 else None, START_TIMEOUT,
-                 what="the master and two workers")
+    procs = poll(
+        lambda: found if len(found := c.processes()) == 3 else None,
+        START_TIMEOUT,
+        what="the master and two workers",
+    )
     assert {(inside, host) for inside, host, _ in procs} == {("65532", "65532")}, procs
 
 
@@ -292,14 +344,23 @@ def test_rootful_hardened_read_only_run_serves(rootful, user):
     assert health.status in (200, 503)
     assert [r["name"] for r in json.loads(health.body)] == ["healthcheck1", "healthcheck2"]
     assert {inside for inside, _, _ in c.processes()} == {user.split(":")[0]}
-    assert c.podman("inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", c.name).stdout.strip() == "true"
+    assert (
+        c.podman("inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", c.name).stdout.strip() == "true"
+    )
     assert_panic_exits_1(c)
 
 
 # --- make image ENGINE=podman ------------------------------------------------------------------
 
 IMAGE_TOP = {"bin", "etc", "tmp", "sbom.cdx.json"}  # what the Dockerfile puts there
-ENGINE_ADDS = {"etc/hosts", "etc/hostname", "etc/resolv.conf", "etc/mtab", "etc/passwd", "etc/group"}
+ENGINE_ADDS = {
+    "etc/hosts",
+    "etc/hostname",
+    "etc/resolv.conf",
+    "etc/mtab",
+    "etc/passwd",
+    "etc/group",
+}
 
 
 def files_of(engine: str, image: str) -> dict[str, str]:
@@ -320,14 +381,25 @@ def files_of(engine: str, image: str) -> dict[str, str]:
 
 
 def image_config(engine: str, ref: str) -> dict:
-    return json.loads(subprocess.run([engine, "image", "inspect", "-f", "{{json .Config}}", ref],
-                                     check=True, capture_output=True, text=True).stdout)
+    return json.loads(
+        subprocess.run(
+            [engine, "image", "inspect", "-f", "{{json .Config}}", ref],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
 
 
 def test_make_image_engine_podman_builds_what_docker_builds(podman_ready, image):
     name = f"tinyapi-podman-test-{uuid.uuid4().hex[:12]}"
-    built = subprocess.run(["make", "--no-print-directory", "image", "ENGINE=podman", f"IMAGE_NAME={name}"],
-                           cwd=ROOT, capture_output=True, text=True, timeout=900)
+    built = subprocess.run(
+        ["make", "--no-print-directory", "image", "ENGINE=podman", f"IMAGE_NAME={name}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     try:
         assert built.returncode == 0, (built.stdout + built.stderr)[-4000:]
         podman_config = image_config("podman", f"localhost/{name}:latest")
@@ -338,10 +410,12 @@ def test_make_image_engine_podman_builds_what_docker_builds(podman_ready, image)
         assert files_of("podman", f"localhost/{name}:latest") == files_of("docker", image)
     finally:
         from tinyapi import __version__
+
         podman("rmi", f"localhost/{name}:latest", f"localhost/{name}:{__version__}", check=False)
 
 
 # --- rootless -----------------------------------------------------------------------------------
+
 
 def test_rootless_serves_as_an_unprivileged_host_user(rootless, rootless_user):
     c = rootless(host_network=True)

@@ -11,6 +11,7 @@ leaves nothing behind.
 
 No Docker engine answering: the Docker tests skip, except under CI=true, where they fail.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,10 +38,17 @@ from tinyapi import config, probe
 HANG_S = 60
 
 
-def run_probe(*args: str, command=source_command, env: dict | None = None,
-              cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(command("probe", *args), capture_output=True, text=True,
-                          timeout=HANG_S, env=env or clean_env(), cwd=cwd)
+def run_probe(
+    *args: str, command=source_command, env: dict | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        command("probe", *args),
+        capture_output=True,
+        text=True,
+        timeout=HANG_S,
+        env=env or clean_env(),
+        cwd=cwd,
+    )
 
 
 def one_line(proc: subprocess.CompletedProcess) -> str:
@@ -51,6 +59,7 @@ def one_line(proc: subprocess.CompletedProcess) -> str:
 
 
 # --- servers that fail in each way a probe must tell apart ---------------------------------------
+
 
 class _Listener:
     """A loopback TCP server whose every connection is handed to `serve(conn)` on a thread."""
@@ -81,8 +90,10 @@ class _Listener:
 def _answer_503(conn, stop):
     with conn:
         conn.recv(65536)
-        conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n"
-                     b"Connection: close\r\n\r\nsorry")
+        conn.sendall(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n"
+            b"Connection: close\r\n\r\nsorry"
+        )
 
 
 def _trickle(conn, stop):
@@ -104,12 +115,14 @@ def listener():
     def make(serve):
         made.append(_Listener(serve))
         return made[-1]
+
     yield make
     for each in made:
         each.close()
 
 
 # --- from source -------------------------------------------------------------------------------
+
 
 def test_probe_of_a_serving_server_exits_0_and_says_nothing(start_server):
     server = start_server()
@@ -119,28 +132,39 @@ def test_probe_of_a_serving_server_exits_0_and_says_nothing(start_server):
 
 
 @pytest.mark.parametrize("case", ["closed port", "503", "never answers", "trickles"])
-def test_probe_of_a_failing_server_exits_1_with_a_line_of_its_own(case, listener,
-                                                                  refused_url, silent_target):
-    url = {"closed port": lambda: refused_url + "alwaysok",
-           "503": lambda: listener(_answer_503).url,
-           "never answers": lambda: silent_target + "alwaysok",
-           "trickles": lambda: listener(_trickle).url}[case]()
+def test_probe_of_a_failing_server_exits_1_with_a_line_of_its_own(
+    case, listener, refused_url, silent_target
+):
+    url = {
+        "closed port": lambda: refused_url + "alwaysok",
+        "503": lambda: listener(_answer_503).url,
+        "never answers": lambda: silent_target + "alwaysok",
+        "trickles": lambda: listener(_trickle).url,
+    }[case]()
     proc = run_probe(url, "--timeout", "1")
     assert proc.returncode == 1, proc
-    expected = {"closed port": "connection refused", "503": "answered 503 Service Unavailable",
-                "never answers": "no answer within 1 s", "trickles": "no answer within 1 s"}[case]
+    expected = {
+        "closed port": "connection refused",
+        "503": "answered 503 Service Unavailable",
+        "never answers": "no answer within 1 s",
+        "trickles": "no answer within 1 s",
+    }[case]
     assert one_line(proc) == f"tinyapi probe: GET {url}: {expected}" + (
-        " (nothing listens there)" if case == "closed port" else "")
+        " (nothing listens there)" if case == "closed port" else ""
+    )
 
 
-@pytest.mark.parametrize("args, says", [
-    (["ftp://127.0.0.1/"], "URL must be http://"),
-    (["http://127.0.0.1:99999/"], "bad port"),
-    (["--timeout", "0"], "--timeout: must be a number of seconds above 0"),
-    (["--timeout", "soon"], "--timeout: must be a number of seconds above 0"),
-    (["http://127.0.0.1/", "extra"], "unrecognized arguments: extra"),
-    (["--frobnicate"], "unrecognized arguments: --frobnicate"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["ftp://127.0.0.1/"], "URL must be http://"),
+        (["http://127.0.0.1:99999/"], "bad port"),
+        (["--timeout", "0"], "--timeout: must be a number of seconds above 0"),
+        (["--timeout", "soon"], "--timeout: must be a number of seconds above 0"),
+        (["http://127.0.0.1/", "extra"], "unrecognized arguments: extra"),
+        (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    ],
+)
 def test_bad_usage_is_one_line_and_exit_2(args, says):
     proc = run_probe(*args)
     assert proc.returncode == 2, proc
@@ -151,17 +175,20 @@ def test_bad_usage_is_one_line_and_exit_2(args, says):
 def test_a_bad_config_is_one_line_and_exit_2():
     proc = run_probe(env=clean_env(TINYAPI_SERVER_BIND_PORT="99999"))
     assert proc.returncode == 2
-    assert one_line(proc) == ("tinyapi probe: error: environment variable "
-                              "TINYAPI_SERVER_BIND_PORT: must be an integer from 1 to 65535, "
-                              "got 99999")
+    assert one_line(proc) == (
+        "tinyapi probe: error: environment variable "
+        "TINYAPI_SERVER_BIND_PORT: must be an integer from 1 to 65535, "
+        "got 99999"
+    )
 
 
 def test_help():
     proc = run_probe("--help")
     assert proc.returncode == 0 and proc.stderr == ""
     assert proc.stdout.startswith("usage: tinyapi probe ") and "--timeout S" in proc.stdout
-    main_help = subprocess.run(source_command("--help"), capture_output=True, text=True,
-                               env=clean_env(), timeout=HANG_S).stdout
+    main_help = subprocess.run(
+        source_command("--help"), capture_output=True, text=True, env=clean_env(), timeout=HANG_S
+    ).stdout
     assert "tinyapi probe [URL]" in main_help
 
 
@@ -177,13 +204,16 @@ def test_default_url_follows_the_servers_config_and_environment(tmp_path):
         assert f"GET http://127.0.0.1:{port}/alwaysok: " in one_line(proc)
 
 
-@pytest.mark.parametrize("address, url", [
-    ("0.0.0.0", "http://127.0.0.1:8080/alwaysok"),   # the image's config
-    ("127.0.0.1", "http://127.0.0.1:8080/alwaysok"),
-    ("", "http://127.0.0.1:8080/alwaysok"),
-    ("::", "http://[::1]:8080/alwaysok"),
-    ("10.1.2.3", "http://10.1.2.3:8080/alwaysok"),   # a server bound there answers only there
-])
+@pytest.mark.parametrize(
+    "address, url",
+    [
+        ("0.0.0.0", "http://127.0.0.1:8080/alwaysok"),  # the image's config
+        ("127.0.0.1", "http://127.0.0.1:8080/alwaysok"),
+        ("", "http://127.0.0.1:8080/alwaysok"),
+        ("::", "http://[::1]:8080/alwaysok"),
+        ("10.1.2.3", "http://10.1.2.3:8080/alwaysok"),  # a server bound there answers only there
+    ],
+)
 def test_default_url_reaches_the_bind_address(address, url):
     settings = config.load(None, environ={"TINYAPI_SERVER_BIND_ADDRESS": repr(address)})
     assert probe.default_url(settings) == url
@@ -199,17 +229,24 @@ def test_probe_imports_neither_flask_nor_gunicorn(start_server):
         "    runpy.run_module('tinyapi', run_name='__main__')\n"
         "except SystemExit as done:\n"
         "    print(done.code)\n"
-        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=server_env(server.port), timeout=HANG_S)
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=server_env(server.port),
+        timeout=HANG_S,
+    )
     status, modules = proc.stdout.splitlines()
     assert status == "0", proc.stderr
     loaded = set(json.loads(modules))
-    assert "tinyapi" in loaded and "http" in loaded                 # it did run
+    assert "tinyapi" in loaded and "http" in loaded  # it did run
     assert not loaded & {"flask", "gunicorn", "werkzeug", "jinja2", "click"}, loaded
 
 
 # --- the frozen binary ---------------------------------------------------------------------------
+
 
 def tree(path: Path) -> dict[str, int]:
     """Every file under path with its size: what a probe might leave behind."""
@@ -260,8 +297,9 @@ HARDENED = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privil
 def stack_tmp_size() -> str:
     """The smallest /tmp the project ships beside a health check: the Swarm stack's volume."""
     stack = yaml.safe_load(STACK_FILE.read_text())
-    options = dict(o.partition("=")[::2] for o in stack["volumes"]["tmp"]["driver_opts"]["o"]
-                   .split(","))
+    options = dict(
+        o.partition("=")[::2] for o in stack["volumes"]["tmp"]["driver_opts"]["o"].split(",")
+    )
     return options["size"]
 
 
@@ -284,6 +322,7 @@ class Container:
             if self.inspect("{{.State.Running}}") != "true":
                 raise AssertionError(f"the container stopped: {docker('logs', self.name).stderr}")
             return self.health()["Status"] == status or None
+
         try:
             poll(reached, timeout, interval=0.2, what=f"{self.name} {status}")
         except AssertionError as err:
@@ -304,6 +343,7 @@ def container(image):
         started.append(c)
         docker("run", "-d", "--name", c.name, "-p", "127.0.0.1::8080", *args, image)
         return c
+
     yield run
     for c in started:
         docker("rm", "-f", c.name, check=False)
@@ -334,8 +374,9 @@ def test_a_sigstopped_server_turns_unhealthy(container):
     process, is not stopped, finds no answer, and after `retries` failures Docker says so."""
     if not IS_ROOT:
         unavailable("signalling a container's processes from the host needs root")
-    c = container("--health-interval", "2s", "--health-retries", "2",
-                  "--health-start-period", "60s")
+    c = container(
+        "--health-interval", "2s", "--health-retries", "2", "--health-start-period", "60s"
+    )
     hc = c.healthcheck()
     c.wait_health("healthy", timeout=seconds(hc["StartPeriod"]))
     pids = server_pids(c.name)
@@ -348,21 +389,29 @@ def test_a_sigstopped_server_turns_unhealthy(container):
     health = c.wait_health("unhealthy", timeout=bound)
     last = health["Log"][-1]
     assert last["ExitCode"] == 1, last
-    assert last["Output"].strip() == ("tinyapi probe: GET http://127.0.0.1:8080/alwaysok: "
-                                      f"no answer within {probe.DEFAULT_TIMEOUT:g} s")
+    assert last["Output"].strip() == (
+        "tinyapi probe: GET http://127.0.0.1:8080/alwaysok: "
+        f"no answer within {probe.DEFAULT_TIMEOUT:g} s"
+    )
 
 
 def hardened(size: str) -> list[str]:
-    return [*HARDENED, "--user", "12345:12345",
-            "--tmpfs", f"/tmp:rw,exec,nosuid,nodev,mode=1777,size={size}"]
+    return [
+        *HARDENED,
+        "--user",
+        "12345:12345",
+        "--tmpfs",
+        f"/tmp:rw,exec,nosuid,nodev,mode=1777,size={size}",
+    ]
 
 
 @pytest.mark.docker
 def test_probes_fit_beside_the_server_in_the_tmp_the_stack_ships(container):
     """The real HEALTHCHECK's probes, one a second, in the hardened run whose /tmp is as small
     as the Swarm stack's: each probe's unpacking (or its reuse of the server's) fits."""
-    c = container(*hardened(stack_tmp_size()), "--health-interval", "1s",
-                  "--health-start-period", "60s")
+    c = container(
+        *hardened(stack_tmp_size()), "--health-interval", "1s", "--health-start-period", "60s"
+    )
     c.wait_health("healthy", timeout=60)
     poll(lambda: len(c.health()["Log"]) >= 5, timeout=60, interval=0.2, what="five probes")
     log = c.health()["Log"]
@@ -377,8 +426,12 @@ def test_probe_as_any_user_read_only_leaves_nothing_in_tmp(container):
     if not IS_ROOT:
         unavailable("reading a container's /tmp from the host (/proc/PID/root) needs root")
     c = container(*hardened(stack_tmp_size()), "--no-healthcheck")  # only our probes run
-    poll(lambda: docker("exec", c.name, "/bin/tinyapi", "probe", check=False).returncode == 0,
-         timeout=60, interval=0.2, what="the server serving")
+    poll(
+        lambda: docker("exec", c.name, "/bin/tinyapi", "probe", check=False).returncode == 0,
+        timeout=60,
+        interval=0.2,
+        what="the server serving",
+    )
     for _ in range(2):
         before = tree(c.tmp())
         used = os.statvfs(c.tmp())

@@ -1,4 +1,5 @@
 """The real server (gunicorn master + workers) started from source on a loopback port."""
+
 import json
 import os
 import re
@@ -20,10 +21,16 @@ def test_every_endpoint_over_http(start_server):
     server = start_server()
     r = server.get("/")
     assert (r.status, r.headers["Content-Type"], r.body) == (
-        200, "text/plain; charset=utf-8", b"Index of tinyapi. These aren't the droids you're looking for\n")
+        200,
+        "text/plain; charset=utf-8",
+        b"Index of tinyapi. These aren't the droids you're looking for\n",
+    )
     r = server.get("/alwaysok")
     assert (r.status, r.headers["Content-Type"], r.body) == (
-        200, "application/json; charset=UTF-8", b'{ "status": "OK" }')
+        200,
+        "application/json; charset=UTF-8",
+        b'{ "status": "OK" }',
+    )
     r = server.get("/alwaysok/")
     assert (r.status, r.reason, r.headers["Location"]) == (301, "Moved Permanently", "/alwaysok")
     assert r.body == b'<a href="/alwaysok">Moved Permanently</a>.\n\n'
@@ -46,11 +53,17 @@ def test_logs_in_the_original_format_with_an_access_line_each(start_server):
     assert "cli.py" in log and "[INFO](001) [STARTUP] Initializing tinyapi v0.1.0" in log
     assert "[WARN]" in log and "No config file loaded. Using defaults" in log
     assert f"Starting server on: 127.0.0.1:{server.port}" in log
-    line = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \w+\.py:\d+ \[(INFO|WARN|ERRO|CRIT|DEBU)\]\([0-9a-f]{3,}\) ")
+    line = re.compile(
+        r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \w+\.py:\d+ \[(INFO|WARN|ERRO|CRIT|DEBU)\]\([0-9a-f]{3,}\) "
+    )
     assert all(line.match(each) for each in log.splitlines()), log
     assert "Starting gunicorn" in log  # gunicorn's own lines, same format
-    for expected in (" GET / Index 200 ", " GET /nope - 404 ", " GET /alwaysok/ - 301 ",
-                     " POST /alwaysok - 405 "):
+    for expected in (
+        " GET / Index 200 ",
+        " GET /nope - 404 ",
+        " GET /alwaysok/ - 301 ",
+        " POST /alwaysok - 405 ",
+    ):
         assert expected in log
 
 
@@ -62,7 +75,11 @@ def test_chaosmonkey_answers_or_exits_1(start_server):
             r = server.get("/chaosmonkey")
         except (ConnectionError, OSError):
             break
-        assert r.status == 200 and r.text.startswith("Not Enough Chaos! ") and r.text.endswith(" /100\n")
+        assert (
+            r.status == 200
+            and r.text.startswith("Not Enough Chaos! ")
+            and r.text.endswith(" /100\n")
+        )
         answered.append(int(r.text.split()[3]))
     assert server.wait_exit(5) == 1
     assert all(0 <= n <= 90 for n in answered)
@@ -103,9 +120,11 @@ def test_kill_switch_off_by_environment(start_server):
 
 
 def test_healthcheck_through_the_server(start_server, https_target, ca_file, http_target):
-    server = start_server(TINYAPI_HEALTHCHECK_HC1_URL=https_target.url("/ok"),
-                          TINYAPI_HEALTHCHECK_HC2_URL=http_target.url("/some404"),
-                          TINYAPI_HEALTHCHECK_CA_FILE=ca_file)
+    server = start_server(
+        TINYAPI_HEALTHCHECK_HC1_URL=https_target.url("/ok"),
+        TINYAPI_HEALTHCHECK_HC2_URL=http_target.url("/some404"),
+        TINYAPI_HEALTHCHECK_CA_FILE=ca_file,
+    )
     r = server.get("/healthcheck")
     assert r.status == 503
     body = json.loads(r.body)
@@ -114,15 +133,23 @@ def test_healthcheck_through_the_server(start_server, https_target, ca_file, htt
 
 def run_and_fail(args, command=()):
     """Run tinyapi expecting it to refuse to start; the config file alone decides."""
-    return subprocess.run([*command, *source_command(*args)], env=clean_env(), capture_output=True,
-                          text=True, timeout=30)
+    return subprocess.run(
+        [*command, *source_command(*args)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("server: [unclosed\n", "malformed YAML"),
-    ("server: {bind_port: 99999}\n", "server.bind_port: must be an integer from 1 to 65535"),
-    ("server: {colour: blue}\n", "server.colour: unknown key"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("server: [unclosed\n", "malformed YAML"),
+        ("server: {bind_port: 99999}\n", "server.bind_port: must be an integer from 1 to 65535"),
+        ("server: {colour: blue}\n", "server.colour: unknown key"),
+    ],
+)
 def test_bad_config_exits_2_with_one_line(tmp_path, text, expected):
     path = tmp_path / "config.yml"
     path.write_text(text)
@@ -169,10 +196,14 @@ def test_port_already_taken_exits_2(tmp_path):
         taken.listen(1)
         port = taken.getsockname()[1]
         started = time.monotonic()
-        result = subprocess.run(source_command(), env=server_env(port), capture_output=True,
-                                text=True, timeout=30)
+        result = subprocess.run(
+            source_command(), env=server_env(port), capture_output=True, text=True, timeout=30
+        )
     assert result.returncode == 2
-    assert result.stderr.strip() == f"tinyapi: error: cannot listen on 127.0.0.1:{port}: address already in use"
+    assert (
+        result.stderr.strip()
+        == f"tinyapi: error: cannot listen on 127.0.0.1:{port}: address already in use"
+    )
     assert time.monotonic() - started < 5  # no retry loop
 
 

@@ -7,6 +7,7 @@ own, as a user who is not root, or with a PATH that has no apt-get. The engine s
 stand-ins for `docker` and `dockerd`, in a mount namespace of its own with an empty /run, so
 the real engine and its pid file are never touched.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,9 @@ SCRIPTS = ("setup-machine", "start-engine", "run")
 
 def needs_root() -> None:
     if not IS_ROOT:
-        unavailable("running the scripts as another user, in a mount namespace, needs root", AS_ROOT)
+        unavailable(
+            "running the scripts as another user, in a mount namespace, needs root", AS_ROOT
+        )
 
 
 @pytest.fixture
@@ -70,8 +73,10 @@ def test_ready_machine_says_so_in_one_line():
         unavailable("no Docker engine answers `docker info`")
     done = run([str(ROOT / "docker" / "setup-machine")])
     assert done.returncode == 0, done.stderr
-    assert done.stdout == (f"setup: ready: the {len(wanted)} packages of docker/apt-packages are installed,"
-                           " the Docker engine answers\n")
+    assert done.stdout == (
+        f"setup: ready: the {len(wanted)} packages of docker/apt-packages are installed,"
+        " the Docker engine answers\n"
+    )
     assert done.stderr == ""
 
 
@@ -81,7 +86,10 @@ def test_missing_package_not_root_names_the_command_and_exits_2(checkout):
     tree = checkout("busybox-static\ntinyapi-no-such-package  # absent everywhere\n")
     done = run(["runuser", "-u", "nobody", "--", str(tree / "docker" / "setup-machine")])
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr == "setup: missing Debian packages: tinyapi-no-such-package; run: sudo make setup\n"
+    assert (
+        done.stderr
+        == "setup: missing Debian packages: tinyapi-no-such-package; run: sudo make setup\n"
+    )
 
 
 @pytest.mark.docker
@@ -95,8 +103,10 @@ def test_engine_this_user_may_not_use_names_the_command_and_exits_2(checkout):
     tree = checkout("busybox-static\n")
     done = run(["runuser", "-u", "nobody", "--", str(tree / "docker" / "setup-machine")])
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr == ("setup: the Docker engine runs but user nobody may not use it; run: "
-                           "sudo usermod -aG docker nobody, then log in again\n")
+    assert done.stderr == (
+        "setup: the Docker engine runs but user nobody may not use it; run: "
+        "sudo usermod -aG docker nobody, then log in again\n"
+    )
 
 
 def test_no_apt_get_names_what_to_install_and_exits_2(checkout, tmp_path):
@@ -105,12 +115,16 @@ def test_no_apt_get_names_what_to_install_and_exits_2(checkout, tmp_path):
     bin_dir.mkdir()
     for tool in ("bash", "sed", "id", "dirname", "cat"):
         (bin_dir / tool).symlink_to(shutil.which(tool))
-    done = run([str(bin_dir / "bash"), str(tree / "docker" / "setup-machine"), "podman"],
-               env={"PATH": str(bin_dir)})
+    done = run(
+        [str(bin_dir / "bash"), str(tree / "docker" / "setup-machine"), "podman"],
+        env={"PATH": str(bin_dir)},
+    )
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr == ("setup: no apt-get on this machine: install podman and the tools of "
-                           "docker/apt-packages with this system's package manager (docs/setup.md), "
-                           "then run this again\n")
+    assert done.stderr == (
+        "setup: no apt-get on this machine: install podman and the tools of "
+        "docker/apt-packages with this system's package manager (docs/setup.md), "
+        "then run this again\n"
+    )
 
 
 # --- docker/start-engine ---------------------------------------------------------------------
@@ -140,11 +154,16 @@ def fake_engine(tmp_path):
     for name, text in (("docker", FAKE_DOCKER), ("dockerd", FAKE_DOCKERD)):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
-    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", STATE=str(state),
-               DOCKERD_LOG=str(state / "dockerd.log"), ENGINE_START_TIMEOUT="60")
+    env = dict(
+        os.environ,
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+        STATE=str(state),
+        DOCKERD_LOG=str(state / "dockerd.log"),
+        ENGINE_START_TIMEOUT="60",
+    )
     yield env, state
     started = state / "started"
-    for pid in (started.read_text().split() if started.exists() else []):
+    for pid in started.read_text().split() if started.exists() else []:
         try:
             os.kill(int(pid), 9)
         except ProcessLookupError:
@@ -153,8 +172,15 @@ def fake_engine(tmp_path):
 
 def in_private_run(script: str) -> list[str]:
     """bash -c SCRIPT in a mount namespace whose /run (and /var/run) is an empty tmpfs."""
-    return ["unshare", "--mount", "--propagation", "private", "bash", "-c",
-            f"mount -t tmpfs tmpfs /run && {script}"]
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "bash",
+        "-c",
+        f"mount -t tmpfs tmpfs /run && {script}",
+    ]
 
 
 @pytest.mark.root
@@ -163,16 +189,26 @@ def test_second_start_waits_for_the_first_instead_of_starting_another(fake_engin
     start = ROOT / "docker" / "start-engine"
     out = {n: tmp_path / f"start{n}.out" for n in (1, 2)}
     # Both starters in one namespace: they share its /run, the lock's place.
-    script = (f"{start} > {out[1]} 2>&1 & first=$!; "
-              f"while [ ! -s {state}/started ]; do sleep 0.05; done; "
-              f"{start} > {out[2]} 2>&1 & second=$!; "
-              f"while ! grep -q waiting {out[2]}; do sleep 0.05; done; "
-              f"touch {state}/go; wait $first; a=$?; wait $second; b=$?; echo $a $b")
+    script = (
+        f"{start} > {out[1]} 2>&1 & first=$!; "
+        f"while [ ! -s {state}/started ]; do sleep 0.05; done; "
+        f"{start} > {out[2]} 2>&1 & second=$!; "
+        f"while ! grep -q waiting {out[2]}; do sleep 0.05; done; "
+        f"touch {state}/go; wait $first; a=$?; wait $second; b=$?; echo $a $b"
+    )
     done = run(in_private_run(script), env=env)
-    assert done.stdout.split() == ["0", "0"], (done.stdout, done.stderr, out[1].read_text(), out[2].read_text())
+    assert done.stdout.split() == ["0", "0"], (
+        done.stdout,
+        done.stderr,
+        out[1].read_text(),
+        out[2].read_text(),
+    )
     assert len((state / "started").read_text().split()) == 1  # one dockerd, not two
     assert "start-engine: starting dockerd" in out[1].read_text()
-    assert out[2].read_text() == "start-engine: another start-engine is starting the engine; waiting for it\n"
+    assert (
+        out[2].read_text()
+        == "start-engine: another start-engine is starting the engine; waiting for it\n"
+    )
 
 
 @pytest.mark.root
@@ -181,16 +217,22 @@ def test_stale_pid_files_are_removed_before_starting(fake_engine):
     (state / "go").touch()
     dead = subprocess.Popen(["true"])
     dead.wait()  # a pid that is gone
-    script = (f"mkdir -p /run/docker/containerd && echo {dead.pid} > /run/docker.pid && "
-              f"echo {dead.pid} > /run/docker/containerd/containerd.pid && {ROOT / 'docker' / 'start-engine'}")
+    script = (
+        f"mkdir -p /run/docker/containerd && echo {dead.pid} > /run/docker.pid && "
+        f"echo {dead.pid} > /run/docker/containerd/containerd.pid && {ROOT / 'docker' / 'start-engine'}"
+    )
     done = run(in_private_run(script), env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"removing stale /var/run/docker.pid (pid {dead.pid} is gone)" in done.stdout
-    assert f"removing stale /var/run/docker/containerd/containerd.pid (pid {dead.pid} is gone)" in done.stdout
+    assert (
+        f"removing stale /var/run/docker/containerd/containerd.pid (pid {dead.pid} is gone)"
+        in done.stdout
+    )
     assert "Docker engine up" in done.stdout
 
 
 # --- make run where setup cannot -------------------------------------------------------------
+
 
 @pytest.mark.docker
 @pytest.mark.root
@@ -210,11 +252,15 @@ def test_run_falls_back_to_the_binary_in_one_line(binary, tmp_path):
         assert server.log.splitlines()[:2] == [
             "setup: the Docker engine runs but user nobody may not use it; run: "
             "sudo usermod -aG docker nobody, then log in again",
-            f"run: no container then: serving dist/tinyapi directly on :{port} instead"]
+            f"run: no container then: serving dist/tinyapi directly on :{port} instead",
+        ]
 
 
 def test_docs_name_exactly_the_packages_of_the_list():
     """docs/setup.md's table of packages is the list docker/setup-machine installs."""
-    rows = [line.split("|")[1].strip().strip("`") for line in
-            (ROOT / "docs" / "setup.md").read_text().splitlines() if line.startswith("| `")]
+    rows = [
+        line.split("|")[1].strip().strip("`")
+        for line in (ROOT / "docs" / "setup.md").read_text().splitlines()
+        if line.startswith("| `")
+    ]
     assert rows == listed_packages()

@@ -1,5 +1,6 @@
 """Slow clients against the real server (tinyapi.worker): more of them than workers x threads
 cost the others nothing, and the server cuts them off."""
+
 import socket
 import time
 
@@ -38,7 +39,7 @@ class SlowClient:
             return
         try:
             if self.sent < len(self.data):
-                self.sock.send(self.data[self.sent:self.sent + 1])
+                self.sock.send(self.data[self.sent : self.sent + 1])
                 self.sent += 1
             while True:
                 chunk = self.sock.recv(65536)
@@ -128,7 +129,9 @@ def test_clients_that_never_close_stall_nobody(start_server):
 @pytest.mark.slow  # waits a timeout out
 def test_idle_keepalive_connection_is_closed_after_keepalive(start_server):
     server = start_server()
-    with socket.create_connection(("127.0.0.1", server.port), timeout=DEFAULTS.keepalive + 5) as sock:
+    with socket.create_connection(
+        ("127.0.0.1", server.port), timeout=DEFAULTS.keepalive + 5
+    ) as sock:
         sock.sendall(HEAD)
         answer = b""
         while not answer.endswith(b'{ "status": "OK" }'):

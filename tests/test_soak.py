@@ -1,5 +1,6 @@
 """A short `make soak` (bench/soak.py) against the real container: wrk past saturation, then
 zero socket errors, zero non-2xx answers, the container still up, memory flat after warm-up."""
+
 import pytest
 
 from bench import soak

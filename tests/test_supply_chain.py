@@ -1,5 +1,6 @@
 """Supply chain: the SBOM accounts for everything inside the binary, `make inspect` shows the
 image, and two builds of one commit are byte-identical."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,13 @@ SHARED_OBJECT = re.compile(r"\.so(\.\d+)*$")
 
 @pytest.fixture(scope="module")
 def sbom(binary):
-    subprocess.run(["make", "--no-print-directory", "sbom"], cwd=REPO, check=True,
-                   capture_output=True, timeout=600)
+    subprocess.run(
+        ["make", "--no-print-directory", "sbom"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     return json.loads(SBOM.read_text())
 
 
@@ -27,20 +33,25 @@ def shared_libraries_inside(binary_path: Path) -> set[str]:
     """Every shared object in the binary, read from the binary itself: staticx's archive (the
     libraries it bundled, and the one-dir program's _internal/ directory)."""
     from harness import staticx_archive
+
     found = set()
     prefix = staticx_archive.INTERNAL + "/"
     with staticx_archive.open_archive(str(binary_path)) as archive:
         for member in archive.getmembers():
             if member.isfile() and SHARED_OBJECT.search(member.name):
                 inside = member.name.startswith(prefix)
-                found.add(member.name[len(prefix):] if inside else f"staticx:{member.name}")
+                found.add(member.name[len(prefix) :] if inside else f"staticx:{member.name}")
     return found
 
 
 @pytest.mark.slow
 def test_sbom_names_every_shared_library_inside_the_binary(sbom):
-    listed = {p["value"] for c in sbom["components"] for p in c.get("properties", [])
-              if p["name"] == "tinyapi:file"}
+    listed = {
+        p["value"]
+        for c in sbom["components"]
+        for p in c.get("properties", [])
+        if p["name"] == "tinyapi:file"
+    }
     inside = shared_libraries_inside(REPO / "dist" / "tinyapi")
     assert len(inside) > 20  # libpython, libc, OpenSSL, the extension modules ...
     assert inside <= listed, f"not in the SBOM: {sorted(inside - listed)}"
@@ -49,6 +60,7 @@ def test_sbom_names_every_shared_library_inside_the_binary(sbom):
 @pytest.mark.slow
 def test_sbom_describes_the_binary(sbom, binary):
     import hashlib
+
     assert (sbom["bomFormat"], sbom["specVersion"]) == ("CycloneDX", "1.5")
     subject = sbom["metadata"]["component"]
     assert subject["name"] == "tinyapi" and subject["version"] == tinyapi.__version__
@@ -64,6 +76,7 @@ def test_sbom_is_valid_cyclonedx_1_5(sbom):
     cyclonedx-python-lib carries the schemas."""
     from cyclonedx.schema import SchemaVersion
     from cyclonedx.validation.json import JsonStrictValidator
+
     error = JsonStrictValidator(SchemaVersion.V1_5).validate_str(SBOM.read_text())
     assert error is None, error
 
@@ -71,6 +84,7 @@ def test_sbom_is_valid_cyclonedx_1_5(sbom):
 @pytest.mark.slow
 def test_sbom_lists_python_distributions_with_version_and_license(sbom):
     from importlib.metadata import version
+
     pypi = {c["name"]: c for c in sbom["components"] if c["purl"].startswith("pkg:pypi/")}
     for name in ("flask", "werkzeug", "jinja2", "gunicorn", "pyyaml", "certifi", "click"):
         assert pypi[name]["version"] == version(name)
@@ -94,13 +108,19 @@ def test_sbom_says_what_was_patched(sbom):
     upstream sdist it came from and carries each patch, as it is in the tree; zstd, whose decoder
     the bootloader links, is a component of its own."""
     from importlib.metadata import version
+
     staticx = next(c for c in sbom["components"] if c["name"] == "staticx")
     pedigree = staticx["pedigree"]
     assert [a["version"] for a in pedigree["ancestors"]] == [version("staticx")]
-    assert pedigree["ancestors"][0]["hashes"][0]["content"] in (REPO / "build" / "bootloader-sources.txt").read_text()
+    assert (
+        pedigree["ancestors"][0]["hashes"][0]["content"]
+        in (REPO / "build" / "bootloader-sources.txt").read_text()
+    )
     series = sorted((REPO / "build" / "patches" / "staticx").glob("*.patch"))
     assert len(series) >= 3
-    assert [p["diff"]["text"]["content"] for p in pedigree["patches"]] == [f.read_text() for f in series]
+    assert [p["diff"]["text"]["content"] for p in pedigree["patches"]] == [
+        f.read_text() for f in series
+    ]
     assert all(p["type"] == "unofficial" for p in pedigree["patches"])
     zstd = next(c for c in sbom["components"] if c["name"] == "zstd")
     assert re.fullmatch(r"1\.\d+\.\d+", zstd["version"]) and zstd["licenses"]
@@ -108,8 +128,13 @@ def test_sbom_says_what_was_patched(sbom):
 
 @pytest.mark.docker
 def test_make_inspect_shows_the_image(image):
-    done = subprocess.run(["make", "--no-print-directory", "inspect"], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        ["make", "--no-print-directory", "inspect"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "/bin/tinyapi" in out and "d1777  0:0" in out and "/sbom.cdx.json" in out
@@ -123,7 +148,12 @@ def test_make_inspect_shows_the_image(image):
 def test_two_builds_of_one_commit_are_identical(image):
     """`make verify-reproducible`: two clones, two venvs, two directories; same sha256 and
     the same image layer digests."""
-    done = subprocess.run(["make", "--no-print-directory", "verify-reproducible"], cwd=REPO,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        ["make", "--no-print-directory", "verify-reproducible"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     assert "identical: the binary and the image layers are reproducible" in done.stdout

@@ -9,6 +9,7 @@ stack, and the swarm left again if the demo created it.
 
 No Docker engine answering: the Docker tests skip, except under CI=true, where they fail.
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,6 +38,7 @@ DEMO_TIMEOUT_S = 300
 
 
 # --- the stack file, without Docker --------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def service() -> dict:
@@ -79,8 +81,9 @@ def test_stack_heals_and_updates_safely(service):
     assert deploy["rollback_config"]["order"] == "stop-first"
     assert deploy["update_config"]["failure_action"] == "rollback"
     assert deploy["placement"]["max_replicas_per_node"] == 1
-    assert service["ports"] == [{"target": 8080, "published": "${TINYAPI_PORT:-8080}",
-                                 "protocol": "tcp", "mode": "host"}]
+    assert service["ports"] == [
+        {"target": 8080, "published": "${TINYAPI_PORT:-8080}", "protocol": "tcp", "mode": "host"}
+    ]
 
 
 def image_healthcheck() -> dict:
@@ -88,7 +91,7 @@ def image_healthcheck() -> dict:
     text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
     line = re.search(r"^HEALTHCHECK (.*)$", text, re.M).group(1)
     options = dict(re.findall(r"--([a-z-]+)=(\S+)", line))
-    test = json.loads(line[line.index("CMD") + 3:])
+    test = json.loads(line[line.index("CMD") + 3 :])
     options["retries"] = int(options["retries"])
     return {"test": ["CMD", *test], **{k.replace("-", "_"): v for k, v in options.items()}}
 
@@ -142,8 +145,9 @@ def leftovers(stack: str) -> dict[str, list[str]]:
     found = {
         "containers": docker("ps", "-aq", "--filter", label).stdout.split(),
         "networks": docker("network", "ls", "-q", "--filter", f"name=^{stack}_").stdout.split(),
-        "volumes": [v for v in docker("volume", "ls", "-q").stdout.split()
-                    if v.startswith(f"{stack}_")],
+        "volumes": [
+            v for v in docker("volume", "ls", "-q").stdout.split() if v.startswith(f"{stack}_")
+        ],
     }
     if swarm_state() == "active":
         found["services"] = docker("service", "ls", "-q", "--filter", label).stdout.split()
@@ -162,9 +166,23 @@ def demo_run(image, tmp_path):
         stacks.append(stack)
         out = tmp_path / f"{stack}.json"
         proc = subprocess.Popen(
-            [sys.executable, str(DEMO), "--stack", stack, "--image", image, "--json", str(out),
-             "--within", str(RECOVERY_BOUND_S), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                str(DEMO),
+                "--stack",
+                stack,
+                "--image",
+                image,
+                "--json",
+                str(out),
+                "--within",
+                str(RECOVERY_BOUND_S),
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         procs.append(proc)
         return proc, out, stack
 
@@ -220,8 +238,8 @@ def test_demo_swarm_replaces_the_task_after_panic_chaosmonkey_and_a_hang(demo_ru
     panic, chaos, hang = result["rounds"]
     assert [r["trigger"] for r in result["rounds"]] == ["/panic", "/chaosmonkey", "SIGSTOP"]
     for r in (panic, chaos, hang):
-        assert r["reply"].startswith("no reply"), r          # dead or hung mid-request
-        assert r["old_task"] != r["new_task"], r              # a new task, not the old one
+        assert r["reply"].startswith("no reply"), r  # dead or hung mid-request
+        assert r["old_task"] != r["new_task"], r  # a new task, not the old one
         assert r["old_task"].startswith(f"task {stack}_api.1 ")
         assert r["new_task"].startswith(f"task {stack}_api.1 ")  # in the same slot
         assert 0 <= r["exited_after_s"] <= r["new_task_after_s"] <= r["serving_after_s"]
@@ -239,8 +257,9 @@ def test_demo_swarm_replaces_the_task_after_panic_chaosmonkey_and_a_hang(demo_ru
     assert 0 < hang["unhealthy_after_s"] <= bound, hang
     assert hang["unhealthy_after_s"] <= hang["exited_after_s"], hang
     assert hang["exit_code"] == 137, hang
-    assert hang["probe_output"] == ("tinyapi probe: GET http://127.0.0.1:8080/alwaysok: "
-                                    "no answer within 2 s"), hang
+    assert hang["probe_output"] == (
+        "tinyapi probe: GET http://127.0.0.1:8080/alwaysok: no answer within 2 s"
+    ), hang
     assert hang["serving_after_s"] <= bound + RECOVERY_BOUND_S, hang
     assert "RoutePanic invoked. Exiting" in panic["last_words"] and "[CRIT]" in panic["last_words"]
     assert "RouteChaosMonkey rolled" in chaos["last_words"]
@@ -248,10 +267,17 @@ def test_demo_swarm_replaces_the_task_after_panic_chaosmonkey_and_a_hang(demo_ru
     assert all(0 <= n <= 90 for n in chaos["rolls"]), chaos["rolls"]  # losing rolls only
 
     # The timeline a learner reads.
-    for line in ("GET /panic sent", "exited (exit code 1)", "GET /alwaysok 200 again",
-                 '"task: non-zero exit (1)"', "kill -STOP ", "unhealthy, ",
-                 "unhealthy container", "kill -CONT: none of the processes round 3 stopped",
-                 "docker stack rm " + stack):
+    for line in (
+        "GET /panic sent",
+        "exited (exit code 1)",
+        "GET /alwaysok 200 again",
+        '"task: non-zero exit (1)"',
+        "kill -STOP ",
+        "unhealthy, ",
+        "unhealthy container",
+        "kill -CONT: none of the processes round 3 stopped",
+        "docker stack rm " + stack,
+    ):
         assert line in out, line
     # The demo's swarm-made-here bookkeeping agrees with what the fixture saw.
     assert ("docker swarm leave --force" in out) == result["swarm_created"]

@@ -1,5 +1,6 @@
 """`make tour`, run as a presenter runs it, on the real engine: every step's claim, its exit
 status, and that it leaves nothing behind, also when something is wrong before or during it."""
+
 from __future__ import annotations
 
 import os
@@ -30,14 +31,14 @@ TOUR = ROOT / "docker" / "tour"
 CLAIMS = {
     1: r"=> /bin/tinyapi loads no library from anywhere: one static executable",
     2: r"=> \d+\.\d\d MB pulled, \d+\.\d\dx the Go original's; unpacked \d+\.\d\d MB, "
-       r"\d+\.\d\dx its; smaller than \d+ of the article's 13 base images",
+    r"\d+\.\d\dx its; smaller than \d+ of the article's 13 base images",
     3: r"=> up and answering \d+\.\d\d s after `docker run`: no system boots, a process starts",
     4: r"=> the same \d+ PIDs, the same command lines: ordinary processes of this kernel; "
-       r"the container's PID 1 is host PID \d+",
+    r"the container's PID 1 is host PID \d+",
     5: r"=> the image's \d+ files \(in \d+ directories\) and the engine's \d+ additions: nothing else",
     6: r"=> all \d+ processes run as uid 65532 with no capability; there is no shell to exec into \(exit 12[67]\)",
     7: r"=> it answers as the article's service does \(/ 200, /alwaysok 200, /chaosmonkey (200|exit 1), "
-       r"/healthcheck (200|503)\)",
+    r"/healthcheck (200|503)\)",
     8: r"=> a signal to host PID \d+ stopped the container, exit 0",
     9: r"=> the process exited 1, the engine saw it and started it again \(RestartCount 1\), and it answers",
     10: r"=> nothing left: removed tour-{name}, tour-{name}-restart; port {port} free",
@@ -63,14 +64,26 @@ def assert_clean(port: int, name: str = IMAGE_NAME, keep: tuple[str, ...] = ()) 
 
 
 def make_tour(port: int, image_name: str = IMAGE_NAME) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "--no-print-directory", "tour", f"IMAGE_NAME={image_name}", f"PORT={port}"],
-                          cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["make", "--no-print-directory", "tour", f"IMAGE_NAME={image_name}", f"PORT={port}"],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def tour(port: int, image_name: str = IMAGE_NAME) -> subprocess.CompletedProcess:
     """The program itself, for its own exit status (make turns every failure into 2)."""
-    return subprocess.run([str(PYTHON), "-P", str(TOUR), "--image", image_name, "--port", str(port)],
-                          cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(PYTHON), "-P", str(TOUR), "--image", image_name, "--port", str(port)],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_tour_walks_every_step_and_leaves_nothing(engine):
@@ -80,11 +93,23 @@ def test_tour_walks_every_step_and_leaves_nothing(engine):
     assert done.returncode == 0, out
     for step, claim in CLAIMS.items():
         assert f"[{step}/10]" in out
-        assert re.search(claim.format(name=re.escape(IMAGE_NAME), port=port), out), f"step {step}'s claim:\n{out}"
-    assert "skipped:" not in out and "\033[" not in out  # root sees everything; no colour off a terminal
+        assert re.search(claim.format(name=re.escape(IMAGE_NAME), port=port), out), (
+            f"step {step}'s claim:\n{out}"
+        )
+    assert (
+        "skipped:" not in out and "\033[" not in out
+    )  # root sees everything; no colour off a terminal
     # The commands a presenter types, shown before their output.
-    for command in ("$ ldd ", f"$ docker top tour-{IMAGE_NAME}\n", "$ ps -o pid,ppid,user,args -p ",
-                    "$ ls -la /proc/", "$ docker exec ", "$ curl ", "$ kill -TERM ", "--restart on-failure"):
+    for command in (
+        "$ ldd ",
+        f"$ docker top tour-{IMAGE_NAME}\n",
+        "$ ps -o pid,ppid,user,args -p ",
+        "$ ls -la /proc/",
+        "$ docker exec ",
+        "$ curl ",
+        "$ kill -TERM ",
+        "--restart on-failure",
+    ):
         assert command in out
     assert re.search(r"^   /etc/hosts +engine-added$", out, re.M)
     assert re.search(r"^   /sbom\.cdx\.json +image$", out, re.M)
@@ -100,8 +125,10 @@ def test_a_leftover_tour_container_is_refused_in_one_line_and_left_alone(engine)
         done = make_tour(port)
         out = done.stdout + done.stderr
         assert done.returncode != 0, out
-        assert (f"tour: preflight: container {planted} left from an earlier tour "
-                f"(remove it: docker rm -f {planted})") in out
+        assert (
+            f"tour: preflight: container {planted} left from an earlier tour "
+            f"(remove it: docker rm -f {planted})"
+        ) in out
         assert "[1/10]" not in out  # refused before the audience sees anything
         # Not the tour's to remove (it may be another presenter's): still running, nothing else left.
         assert docker("inspect", "-f", "{{.State.Running}}", planted).stdout.strip() == "true"
@@ -118,7 +145,10 @@ def test_a_taken_port_is_refused_in_one_line(engine):
         done = tour(port)
     out = done.stdout + done.stderr
     assert done.returncode == 2, out
-    assert f"tour: preflight: port {port} is taken on this machine (pick another: make tour PORT=<n>)" in out
+    assert (
+        f"tour: preflight: port {port} is taken on this machine (pick another: make tour PORT=<n>)"
+        in out
+    )
     assert tour_containers() == []
 
 
@@ -126,8 +156,13 @@ def test_a_step_that_sees_something_else_stops_the_tour_and_it_still_cleans_up(e
     # The same image run as root: the files the server unpacks into /tmp are uid 0's, and its
     # processes' uid is 0: the tour must say what it expected, stop, and remove its containers.
     broken = f"{IMAGE_NAME}-tourroot"
-    build = subprocess.run(["docker", "build", "-q", "-t", broken, "-"], input=f"FROM {engine}\nUSER 0:0\n",
-                           capture_output=True, text=True, timeout=120)
+    build = subprocess.run(
+        ["docker", "build", "-q", "-t", broken, "-"],
+        input=f"FROM {engine}\nUSER 0:0\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert build.returncode == 0, build.stderr
     port = free_port()
     try:
@@ -139,7 +174,9 @@ def test_a_step_that_sees_something_else_stops_the_tour_and_it_still_cleans_up(e
     failures = re.findall(r"^tour: step (\d+): expected .+, saw .+$", out, re.M)
     assert failures in (["5"], ["6"]), out
     assert "[9/10]" not in out  # stopped where it saw something else
-    assert re.search(rf"^=> nothing left: removed tour-{re.escape(broken)}\b.*; port {port} free$", out, re.M), out
+    assert re.search(
+        rf"^=> nothing left: removed tour-{re.escape(broken)}\b.*; port {port} free$", out, re.M
+    ), out
     assert_clean(port, name=broken)
 
 
@@ -149,13 +186,19 @@ def test_as_a_non_root_user_the_steps_it_cannot_see_are_skipped_not_failed(engin
     # checkout may be under root's home (0700): Debian's python3 (3.11) runs a copy of the
     # tour and of what it imports, in a directory that user can read.
     python = shutil.which("python3", path="/usr/bin")
-    group = subprocess.run(["getent", "group", "docker"], capture_output=True, text=True).stdout.split(":")
+    group = subprocess.run(
+        ["getent", "group", "docker"], capture_output=True, text=True
+    ).stdout.split(":")
     if not python or len(group) < 3 or not shutil.which("setpriv"):
-        unavailable("a docker group, /usr/bin/python3 and setpriv (apt-get install docker.io python3 util-linux)")
+        unavailable(
+            "a docker group, /usr/bin/python3 and setpriv (apt-get install docker.io python3 util-linux)"
+        )
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="tour-nonroot-") as tmp:  # pytest's tmp_path is 0700
         copy = Path(tmp)
-        shutil.copytree(ROOT / "harness", copy / "harness", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            ROOT / "harness", copy / "harness", ignore=shutil.ignore_patterns("__pycache__")
+        )
         (copy / "bench").mkdir()
         for module in ("__init__.py", "article.py"):
             shutil.copy(ROOT / "bench" / module, copy / "bench" / module)
@@ -164,10 +207,29 @@ def test_as_a_non_root_user_the_steps_it_cannot_see_are_skipped_not_failed(engin
         (copy / "home").mkdir()
         os.chown(copy / "home", 65534, 65534)
         os.chmod(copy, 0o755)
-        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", f"--groups={group[2]}",
-                               "env", f"HOME={copy / 'home'}", f"PYTHONPATH={copy}", python, "-P",
-                               str(copy / "docker" / "tour"), "--image", IMAGE_NAME, "--port", str(port)],
-                              cwd=copy, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                f"--groups={group[2]}",
+                "env",
+                f"HOME={copy / 'home'}",
+                f"PYTHONPATH={copy}",
+                python,
+                "-P",
+                str(copy / "docker" / "tour"),
+                "--image",
+                IMAGE_NAME,
+                "--port",
+                str(port),
+            ],
+            cwd=copy,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     skipped = re.findall(r"^\[(\d+)/10\].*\nskipped: a non-root user cannot", out, re.M)
@@ -180,8 +242,13 @@ def test_as_a_non_root_user_the_steps_it_cannot_see_are_skipped_not_failed(engin
 def test_on_a_terminal_enter_paces_it_and_ctrl_c_still_cleans_up(engine):
     port = free_port()
     controller, terminal = pty.openpty()
-    proc = subprocess.Popen([str(PYTHON), "-P", str(TOUR), "--image", IMAGE_NAME, "--port", str(port)],
-                            cwd=ROOT, stdin=terminal, stdout=terminal, stderr=terminal)
+    proc = subprocess.Popen(
+        [str(PYTHON), "-P", str(TOUR), "--image", IMAGE_NAME, "--port", str(port)],
+        cwd=ROOT,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+    )
     os.close(terminal)
     seen = b""
 
@@ -194,7 +261,9 @@ def test_on_a_terminal_enter_paces_it_and_ctrl_c_still_cleans_up(engine):
             try:
                 seen += os.read(controller, 65536)
             except OSError:  # EIO: the tour has exited and closed the terminal
-                raise AssertionError(f"the tour ended before {marker!r}:\n{seen.decode(errors='replace')}") from None
+                raise AssertionError(
+                    f"the tour ended before {marker!r}:\n{seen.decode(errors='replace')}"
+                ) from None
 
     try:
         for step in (1, 2, 3):
@@ -206,7 +275,10 @@ def test_on_a_terminal_enter_paces_it_and_ctrl_c_still_cleans_up(engine):
                 os.write(controller, b"\n")
                 seen = seen.replace(b"[Enter: next step]", b"", 1)
         assert b"\033[" in seen  # colour on a terminal
-        assert docker("inspect", "-f", "{{.State.Running}}", f"tour-{IMAGE_NAME}").stdout.strip() == "true"
+        assert (
+            docker("inspect", "-f", "{{.State.Running}}", f"tour-{IMAGE_NAME}").stdout.strip()
+            == "true"
+        )
         proc.send_signal(signal.SIGINT)  # Ctrl-C at the prompt, with the container running
         read_until(b"tour: stopped")
         assert proc.wait(60) == 130
@@ -223,11 +295,20 @@ def test_a_sigterm_mid_step_still_cleans_up(engine):
     # Not at a prompt: while a step runs, with its container up (a closed terminal sends HUP,
     # a CI timeout TERM; both end the tour through the same cleanup).
     port = free_port()
-    proc = subprocess.Popen([str(PYTHON), "-P", str(TOUR), "--image", IMAGE_NAME, "--port", str(port)],
-                            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [str(PYTHON), "-P", str(TOUR), "--image", IMAGE_NAME, "--port", str(port)],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
-        poll(lambda: f"tour-{IMAGE_NAME}" in tour_containers(), timeout=60, what="the tour's container")
+        poll(
+            lambda: f"tour-{IMAGE_NAME}" in tour_containers(),
+            timeout=60,
+            what="the tour's container",
+        )
         proc.terminate()
         out, _ = proc.communicate(timeout=60)
     finally:

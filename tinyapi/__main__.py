@@ -1,4 +1,5 @@
 """`python -m tinyapi` (and the frozen binary's entry point)."""
+
 import sys
 
 from tinyapi.cli import main

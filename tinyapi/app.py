@@ -1,6 +1,7 @@
 """The app factory: create_app(config) builds the Flask app from the routes table, and answers
 what the table does not serve as the original's router (gorilla/mux on net/http) does: the
 path is cleaned first (301), then routed (the trailing-slash 301, 404, 405)."""
+
 from __future__ import annotations
 
 import html
@@ -30,8 +31,13 @@ def create_app(config: Config, exit_process: Callable[[str], None] = panic.exit_
     served = routes.enabled(config.chaos.enabled)
     paths = {route.path for route in served}
     for route in served:
-        app.add_url_rule(route.path, endpoint=route.name, view_func=route.handler,
-                         methods=[route.method], provide_automatic_options=False)
+        app.add_url_rule(
+            route.path,
+            endpoint=route.name,
+            view_func=route.handler,
+            methods=[route.method],
+            provide_automatic_options=False,
+        )
     # Werkzeug answers HEAD on every GET route; the original's router answers 405.
     for rule in app.url_map.iter_rules():
         rule.methods.discard("HEAD")
@@ -63,8 +69,12 @@ def create_app(config: Config, exit_process: Callable[[str], None] = panic.exit_
     @app.after_request
     def log_access(response: Response) -> Response:
         # Every answer gets a line, the 301/404/405 ones too (the original logged only routed ones).
-        logger.access(request.environ, g.get("route", "-"), response.status_code,
-                      time.perf_counter() - g.started)
+        logger.access(
+            request.environ,
+            g.get("route", "-"),
+            response.status_code,
+            time.perf_counter() - g.started,
+        )
         # Go's status line ("301 Moved Permanently"), not Werkzeug's upper case.
         response.status = f"{response.status_code} {HTTPStatus(response.status_code).phrase}"
         return response

@@ -4,6 +4,7 @@ then TINYAPI_<SECTION>_<KEY> environment variables on top, then validation.
 Every mistake a user can make here raises ConfigError with one line that names the file (or the
 environment variable) and the key; the CLI prints it and exits 2.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,12 +26,14 @@ class ConfigError(Exception):
 
 # --- validators: each returns the clean value or raises ValueError with what was expected ---
 
+
 def _int_range(low: int, high: int) -> Callable[[Any], int]:
     def check(value: Any) -> int:
         # bool is an int in Python; `port: yes` is a mistake, not port 1.
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ValueError(f"must be an integer from {low} to {high}")
         return value
+
     return check
 
 
@@ -63,6 +66,7 @@ def _one_of(*choices: str) -> Callable[[Any], str]:
         if value not in choices:
             raise ValueError("must be one of " + ", ".join(choices))
         return value
+
     return check
 
 
@@ -71,6 +75,7 @@ def _key(default: Any, check: Callable[[Any], Any], doc: str) -> Any:
 
 
 # --- the keys: the original's four, plus what the embedded server and the checks need ---
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -82,10 +87,14 @@ class ServerConfig:
     threads: int = _key(4, _int_range(1, 256), "threads per worker (gthread)")
     worker_class: str = _key("gthread", _one_of("gthread", "sync"), "gunicorn worker class")
     timeout: int = _key(30, _int_range(1, 3600), "seconds before a silent worker is restarted")
-    graceful_timeout: int = _key(5, _int_range(1, 3600), "seconds in-flight requests get on SIGTERM")
+    graceful_timeout: int = _key(
+        5, _int_range(1, 3600), "seconds in-flight requests get on SIGTERM"
+    )
     keepalive: int = _key(5, _int_range(0, 3600), "seconds an idle keep-alive connection is kept")
     # Go's ReadHeaderTimeout: a client trickling its request head is cut off (tinyapi.worker).
-    header_timeout: int = _key(10, _int_range(1, 3600), "seconds a client has to send a request head")
+    header_timeout: int = _key(
+        10, _int_range(1, 3600), "seconds a client has to send a request head"
+    )
 
 
 @dataclass(frozen=True)
@@ -173,7 +182,9 @@ def _read_file(path: str) -> dict[str, dict[str, Any]]:
     if data is None:  # an empty file: all defaults
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected sections (server, healthcheck, chaos), got a {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: expected sections (server, healthcheck, chaos), got a {type(data).__name__}"
+        )
     for section, body in data.items():
         if section not in SECTIONS:
             raise ConfigError(f"{path}: {section}: unknown section (known: {', '.join(SECTIONS)})")
@@ -190,11 +201,11 @@ def _from_environ(environ) -> dict[tuple[str, str], tuple[Any, str]]:
     for name, text in environ.items():
         if not name.startswith(ENV_PREFIX) or name == SEARCH_PATH_ENV:
             continue
-        rest = name[len(ENV_PREFIX):].lower()
+        rest = name[len(ENV_PREFIX) :].lower()
         section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
         if section is None:
             continue  # not ours to judge: TINYAPI_ may prefix other tools' variables
-        key = rest[len(section) + 1:]
+        key = rest[len(section) + 1 :]
         try:
             value = yaml.safe_load(text) if text.strip() else ""
         except yaml.YAMLError:

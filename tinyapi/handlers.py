@@ -1,4 +1,5 @@
 """The handlers: what each route answers, byte for byte as the original (handlers.go)."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,9 @@ roll = random.SystemRandom().randrange
 
 
 def index() -> Response:
-    return Response("Index of tinyapi. These aren't the droids you're looking for\n", content_type=TEXT)
+    return Response(
+        "Index of tinyapi. These aren't the droids you're looking for\n", content_type=TEXT
+    )
 
 
 def always_ok() -> Response:
@@ -36,7 +39,9 @@ def health_check() -> Response:
     settings = current_app.config["TINYAPI"].healthcheck
     results = healthchecks.run_all(
         [("healthcheck1", settings.hc1_url), ("healthcheck2", settings.hc2_url)],
-        timeout=settings.timeout, ca_file=settings.ca_file)
+        timeout=settings.timeout,
+        ca_file=settings.ca_file,
+    )
     healthy = all(r.status == healthchecks.STATUS_OK for r in results)
     # json.NewEncoder in the original: compact, with a trailing newline.
     body = json.dumps([r.as_json() for r in results], separators=(",", ":")) + "\n"

@@ -8,6 +8,7 @@ bounded: redirects (urllib stops at 10, and a loop is a failed check), header si
 (http.client's limits), the time it takes (its connection is shut at the deadline), and the
 body, which is never read.
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,9 +21,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-STATUS_OK = 1         # got 200
-STATUS_NOT_OK = 2     # got another status
-STATUS_FAILED = 3     # no response: refused, timed out, bad certificate, ...
+STATUS_OK = 1  # got 200
+STATUS_NOT_OK = 2  # got another status
+STATUS_FAILED = 3  # no response: refused, timed out, bad certificate, ...
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,13 @@ class Result:
 
     def as_json(self) -> dict:
         # Key order is the original's.
-        return {"name": self.name, "status": self.status, "completed": self.completed,
-                "date": self.date, "verbose": self.verbose}
+        return {
+            "name": self.name,
+            "status": self.status,
+            "completed": self.completed,
+            "date": self.date,
+            "verbose": self.verbose,
+        }
 
 
 def rfc3339_nano(epoch_ns: int) -> str:
@@ -54,6 +60,7 @@ def tls_context(ca_file: str) -> ssl.SSLContext:
     Built on first use, not at start-up: loading 140 certificates costs more than a request."""
     if not ca_file:
         import certifi  # frozen into the binary with its cacert.pem
+
         ca_file = certifi.where()
     return ssl.create_default_context(cafile=ca_file)
 
@@ -128,8 +135,9 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
         self._cutter = cutter
 
     def https_open(self, req):
-        return self.do_open(functools.partial(_HTTPSConnection, cutter=self._cutter), req,
-                            context=self._context)
+        return self.do_open(
+            functools.partial(_HTTPSConnection, cutter=self._cutter), req, context=self._context
+        )
 
 
 def _opener(ca_file: str, cutter: Cutter) -> urllib.request.OpenerDirector:
@@ -146,8 +154,9 @@ def _opener(ca_file: str, cutter: Cutter) -> urllib.request.OpenerDirector:
 _REDIRECTS = {301, 302, 303, 307, 308}
 
 
-def check(name: str, url: str, timeout: float, ca_file: str = "",
-          cutter: Cutter | None = None) -> Result:
+def check(
+    name: str, url: str, timeout: float, ca_file: str = "", cutter: Cutter | None = None
+) -> Result:
     """GET url once and classify the answer. Never raises."""
     started = rfc3339_nano(time.time_ns())
     request = urllib.request.Request(url, headers={"User-Agent": "tinyapi-healthcheck"})
@@ -158,7 +167,9 @@ def check(name: str, url: str, timeout: float, ca_file: str = "",
         if answer.code in _REDIRECTS:  # ...but not a redirect that was not followed
             answer.close()
             why = str(answer.reason).partition("\n")[0]  # urllib's says "infinite loop" on 3 lines
-            return Result(name, STATUS_FAILED, False, started, f"GET {url}: redirect not followed: {why}")
+            return Result(
+                name, STATUS_FAILED, False, started, f"GET {url}: redirect not followed: {why}"
+            )
     except (OSError, http.client.HTTPException, ValueError) as err:
         return Result(name, STATUS_FAILED, False, started, f"GET {url}: {_reason(err)}")
     with response:  # closed whatever the status: the original leaked non-200 bodies
@@ -188,8 +199,10 @@ def run_all(targets: list[tuple[str, str]], timeout: float, ca_file: str = "") -
         results[index] = check(name, url, timeout, ca_file, cutters[index])
 
     started = rfc3339_nano(time.time_ns())
-    threads = [threading.Thread(target=run, args=(i, name, url), daemon=True)
-               for i, (name, url) in enumerate(targets)]
+    threads = [
+        threading.Thread(target=run, args=(i, name, url), daemon=True)
+        for i, (name, url) in enumerate(targets)
+    ]
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + timeout + 0.5
@@ -198,5 +211,8 @@ def run_all(targets: list[tuple[str, str]], timeout: float, ca_file: str = "") -
     for thread, cutter in zip(threads, cutters, strict=True):
         if thread.is_alive():
             cutter.cut()
-    return [result or Result(name, STATUS_FAILED, False, started, f"GET {url}: timed out after {timeout:g}s")
-            for result, (name, url) in zip(results, targets, strict=True)]
+    return [
+        result
+        or Result(name, STATUS_FAILED, False, started, f"GET {url}: timed out after {timeout:g}s")
+        for result, (name, url) in zip(results, targets, strict=True)
+    ]

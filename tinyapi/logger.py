@@ -5,6 +5,7 @@
 The id in brackets is a per-process sequence number in hex (op/go-logging's %{id:03x}); each
 gunicorn worker counts its own lines, so read it together with the process, not across them.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -34,8 +35,10 @@ class GoFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(record.created))
         level = _LEVELS.get(record.levelno, record.levelname[:4])
-        line = (f"{stamp} {record.filename}:{record.lineno} [{level}]"
-                f"({next(self._sequence):03x}) {record.getMessage()}")
+        line = (
+            f"{stamp} {record.filename}:{record.lineno} [{level}]"
+            f"({next(self._sequence):03x}) {record.getMessage()}"
+        )
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
@@ -61,8 +64,15 @@ def access(environ: dict, route: str, status: int, seconds: float) -> None:
     if environ.get("REMOTE_PORT"):
         remote = f"{remote}:{environ['REMOTE_PORT']}"
     uri = environ.get("RAW_URI") or environ.get("PATH_INFO", "")
-    logging.getLogger(LOGGER_NAME).info("%s %s %s %s %d %s", remote, environ.get("REQUEST_METHOD"),
-                                        uri, route, status, go_duration(seconds))
+    logging.getLogger(LOGGER_NAME).info(
+        "%s %s %s %s %d %s",
+        remote,
+        environ.get("REQUEST_METHOD"),
+        uri,
+        route,
+        status,
+        go_duration(seconds),
+    )
 
 
 def flush() -> None:

@@ -8,6 +8,7 @@ master sees the flag when it reaps that worker and stops everything with status 
 (see server.Arbiter). Status 1, never 0, is what lets `docker run --restart on-failure` or an
 orchestrator bring the service back.
 """
+
 from __future__ import annotations
 
 import logging

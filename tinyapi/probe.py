@@ -8,6 +8,7 @@ naming the URL and what went wrong, and exits 1. Usage and config mistakes exit 
 It imports the standard library and tinyapi.config only, never Flask or gunicorn: a probe costs
 what starting the binary costs, and nothing more (tests/test_probe.py checks the imports).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,9 @@ import urllib.parse
 
 from tinyapi import __version__, config
 
-PATH = "/alwaysok"        # answers 200 from the server itself; /healthcheck calls the internet
-DEFAULT_TIMEOUT = 2.0     # the HTTP exchange only; the HEALTHCHECK's timeout adds the start-up
-MAX_BODY = 64 * 1024      # read the answer to its end, but never a stream without one
+PATH = "/alwaysok"  # answers 200 from the server itself; /healthcheck calls the internet
+DEFAULT_TIMEOUT = 2.0  # the HTTP exchange only; the HEALTHCHECK's timeout adds the start-up
+MAX_BODY = 64 * 1024  # read the answer to its end, but never a stream without one
 EXIT_HEALTHY, EXIT_UNHEALTHY, EXIT_USAGE = 0, 1, 2
 # A wildcard bind is reached on loopback; any other address, as it is.
 _LOOPBACK = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
@@ -50,18 +51,31 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = _Parser(
         prog="tinyapi probe",
         description="GET URL and exit 0 if it answers 200 within the timeout; otherwise print "
-                    "one line saying why and exit 1. The image's HEALTHCHECK runs it. "
-                    "Standard library only: it starts neither Flask nor gunicorn.",
+        "one line saying why and exit 1. The image's HEALTHCHECK runs it. "
+        "Standard library only: it starts neither Flask nor gunicorn.",
         epilog="exit status: 0 healthy (200), 1 unhealthy (one line on stderr), "
-               "2 bad usage or config",
+        "2 bad usage or config",
     )
-    parser.add_argument("url", nargs="?", metavar="URL",
-                        help=f"what to GET (default: http://127.0.0.1:<server.bind_port>{PATH}, "
-                             "the port from the config and environment the server reads)")
-    parser.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="S",
-                        help=f"seconds the whole HTTP exchange may take (default {DEFAULT_TIMEOUT:g})")
-    parser.add_argument("-c", "--config", metavar="FILE",
-                        help="the server's config file, if it was started with --config FILE")
+    parser.add_argument(
+        "url",
+        nargs="?",
+        metavar="URL",
+        help=f"what to GET (default: http://127.0.0.1:<server.bind_port>{PATH}, "
+        "the port from the config and environment the server reads)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help=f"seconds the whole HTTP exchange may take (default {DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="the server's config file, if it was started with --config FILE",
+    )
     args = parser.parse_args(argv)
     if args.url is not None:
         parts = urllib.parse.urlsplit(args.url)
@@ -97,8 +111,11 @@ def check(url: str, timeout: float) -> str | None:
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
-        conn.request("GET", target, headers={"User-Agent": f"tinyapi-probe/{__version__}",
-                                              "Connection": "close"})
+        conn.request(
+            "GET",
+            target,
+            headers={"User-Agent": f"tinyapi-probe/{__version__}", "Connection": "close"},
+        )
         response = conn.getresponse()
         response.read(MAX_BODY)
     except (_Late, TimeoutError):

@@ -2,6 +2,7 @@
 
 The name is what the access log prints for a request that matched the route: the original's
 names, `Route` prefix and all."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,5 +1,6 @@
 """The server: gunicorn embedded in the program, as a custom gunicorn application, so that one
 frozen executable is the whole server (master + workers) with no `gunicorn` command around it."""
+
 from __future__ import annotations
 
 import contextlib
@@ -47,9 +48,11 @@ class GunicornLogger(glogging.Logger):
 
 def _from_caller(method):
     """Make a gunicorn log call report its caller (arbiter.py:NN), not glogging.py's wrapper."""
+
     def log_from_caller(self, msg, *args, **kwargs):
         kwargs.setdefault("stacklevel", 3)  # 1 glogging's method, 2 this wrapper, 3 the caller
         return method(self, msg, *args, **kwargs)
+
     return log_from_caller
 
 
@@ -100,8 +103,11 @@ class Server(BaseApplication):
             "workers": s.workers,
             # gthread is tinyapi.worker's: gunicorn's, with request heads read without a
             # thread. A class object, not a dotted path: the frozen binary holds it for sure.
-            "worker_class": (worker.worker_class(s.header_timeout) if s.worker_class == "gthread"
-                             else s.worker_class),
+            "worker_class": (
+                worker.worker_class(s.header_timeout)
+                if s.worker_class == "gthread"
+                else s.worker_class
+            ),
             "threads": s.threads,
             "timeout": s.timeout,
             "graceful_timeout": s.graceful_timeout,
@@ -160,9 +166,17 @@ def _warm_up(app) -> None:
     """Answer one GET /alwaysok in the master, before the fork, unlogged: what the first
     request builds lazily (routing tables, codecs) is then built once and shared by every
     worker, instead of once in each."""
-    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/alwaysok", "SERVER_NAME": "localhost",
-               "SERVER_PORT": "0", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-               "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(), "wsgi.errors": sys.stderr}
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/alwaysok",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "0",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": sys.stderr,
+    }
     logging.disable(logging.INFO)
     try:
         b"".join(app(environ, lambda status, headers: None))

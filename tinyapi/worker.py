@@ -32,6 +32,7 @@ answer, a 400, after the app's.
 Everything else (the request, keep-alive, graceful stop) is gunicorn's. TLS and cleartext
 HTTP/2, which tinyapi does not use, keep gunicorn's own reading.
 """
+
 from __future__ import annotations
 
 import concurrent.futures.thread  # noqa: F401  (gthread's pool: imported lazily, in each worker; here, once in the master)
@@ -216,9 +217,14 @@ class ThreadWorker(gthread.ThreadWorker):
 # --- refusals: the answers made before the app runs -------------------------------------------
 
 # net/http's texts (Go 1.19 StatusText) for the statuses a refusal can have.
-REASONS = {400: "Bad Request", 414: "Request URI Too Long", 417: "Expectation Failed",
-           431: "Request Header Fields Too Large", 501: "Not Implemented",
-           505: "HTTP Version Not Supported"}
+REASONS = {
+    400: "Bad Request",
+    414: "Request URI Too Long",
+    417: "Expectation Failed",
+    431: "Request Header Fields Too Large",
+    501: "Not Implemented",
+    505: "HTTP Version Not Supported",
+}
 
 
 @dataclass(frozen=True)
@@ -233,8 +239,10 @@ class Refusal:
     def wire(self) -> bytes:
         text = f"{self.status} {REASONS[self.status]}" + (f": {self.detail}" if self.detail else "")
         # No Content-Length, as Go: the close ends the body.
-        return (f"HTTP/1.1 {text}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                f"Connection: close\r\n\r\n{text if self.body is None else self.body}").encode()
+        return (
+            f"HTTP/1.1 {text}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Connection: close\r\n\r\n{text if self.body is None else self.body}"
+        ).encode()
 
 
 def refuse(sock, answer: Refusal) -> None:
@@ -274,8 +282,12 @@ def _transfer_coding_not_chunked(exc: BaseException) -> bool:
     """A Transfer-Encoding other than `chunked` alone (gzip, identity, chunked twice): 501 as
     for Go. Chunked on HTTP/1.0 (which Go ignores) stays a 400: its length is ambiguous."""
     req = getattr(exc, "req", None)
-    return (isinstance(exc, InvalidHeader) and exc.hdr == "TRANSFER-ENCODING"
-            and req is not None and req.version >= (1, 1))
+    return (
+        isinstance(exc, InvalidHeader)
+        and exc.hdr == "TRANSFER-ENCODING"
+        and req is not None
+        and req.version >= (1, 1)
+    )
 
 
 class BadHost(ParseException):
@@ -323,5 +335,6 @@ def _head_complete(head: bytearray) -> bool:
 
 def worker_class(header_timeout: float) -> type[ThreadWorker]:
     """The worker class for gunicorn's worker_class setting, with this header timeout."""
-    return type("ThreadWorker", (ThreadWorker,), {"header_timeout": header_timeout,
-                                                  "__module__": __name__})
+    return type(
+        "ThreadWorker", (ThreadWorker,), {"header_timeout": header_timeout, "__module__": __name__}
+    )
