@@ -54,3 +54,15 @@ FILES = (
         "where the program unpacks itself once, into /tmp/staticx-<uid>-<digest>, then runs from there",
     ),
 )
+
+# The hardened run (docs/security.md): read-only root, a /tmp that allows exec (the program
+# unpacks and runs there), no capabilities, no privilege gain. Docker's and Podman's flags alike.
+HARDENED_RUN = (
+    "--read-only",
+    "--tmpfs",
+    "/tmp:rw,exec,nosuid,mode=1777",
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges",
+)

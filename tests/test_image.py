@@ -229,15 +229,7 @@ def test_runs_as_nonroot_by_default(start):
     assert process_uids(c) == {"65532"}
 
 
-HARDENED = (
-    "--read-only",
-    "--tmpfs",
-    "/tmp:rw,exec,nosuid,mode=1777",
-    "--cap-drop",
-    "ALL",
-    "--security-opt",
-    "no-new-privileges",
-)
+HARDENED = image_spec.HARDENED_RUN  # docs/security.md's hardened run
 
 
 @pytest.mark.parametrize("user", ["12345:12345", "65532:65532", "1:1"])

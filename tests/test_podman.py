@@ -35,6 +35,7 @@ import pytest
 
 from harness.docker import docker
 from harness.http import Answer, free_port, poll, request
+from harness.image import HARDENED_RUN as HARDENED
 from harness.paths import ROOT
 from harness.serve import NotServing, wait_for_200
 from harness.testing import AS_ROOT, IS_ROOT, unavailable
@@ -42,15 +43,6 @@ from harness.testing import AS_ROOT, IS_ROOT, unavailable
 pytestmark = [pytest.mark.docker, pytest.mark.root]
 
 START_TIMEOUT = 30.0  # staticx unpacks to /tmp (at the first start) before Python starts
-HARDENED = (
-    "--read-only",
-    "--tmpfs",
-    "/tmp:rw,exec,nosuid,mode=1777",
-    "--cap-drop",
-    "ALL",
-    "--security-opt",
-    "no-new-privileges",
-)
 
 
 def _ulimits() -> tuple[str, ...]:

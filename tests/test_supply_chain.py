@@ -126,15 +126,19 @@ def test_sbom_says_what_was_patched(sbom):
     assert re.fullmatch(r"1\.\d+\.\d+", zstd["version"]) and zstd["licenses"]
 
 
-@pytest.mark.docker
-def test_make_inspect_shows_the_image(image):
-    done = subprocess.run(
-        ["make", "--no-print-directory", "inspect"],
+def make(target: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "--no-print-directory", target],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
+
+
+@pytest.mark.docker
+def test_make_inspect_shows_the_image(image):
+    done = make("inspect", timeout=600)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "/bin/tinyapi" in out and "d1777  0:0" in out and "/sbom.cdx.json" in out
@@ -148,12 +152,6 @@ def test_make_inspect_shows_the_image(image):
 def test_two_builds_of_one_commit_are_identical(image):
     """`make verify-reproducible`: two clones, two venvs, two directories; same sha256 and
     the same image layer digests."""
-    done = subprocess.run(
-        ["make", "--no-print-directory", "verify-reproducible"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    done = make("verify-reproducible", timeout=900)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     assert "identical: the binary and the image layers are reproducible" in done.stdout
