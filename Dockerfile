@@ -36,10 +36,10 @@ USER 65532:65532
 EXPOSE 8080
 # The health check needs no shell: the binary probes itself (GET 127.0.0.1:<port>/alwaysok,
 # the port from the same config and environment the server reads; exit 0 on a 200). A probe is
-# a new start of the binary, which reuses the server's unpacked copy: ~0.13 s of CPU (bench
-# "probe"), so one every 15 s costs ~0.9 % of one core (budget: 2 %; docs/health.md). Docker
-# runs the first probe one interval after the start, hence a start period past interval +
-# timeout. The timeout covers the probe's own start as well as its 2 s HTTP limit. Kubernetes
+# a new start of the binary, which reuses the server's unpacked copy; the interval keeps the
+# probes under 2 % of one core (their cost: bench/results/latest.md, "Health check"; the choice:
+# docs/health.md). Docker runs the first probe one interval after the start, hence a start
+# period past interval + timeout. The timeout covers the probe's own start as well as its 2 s HTTP limit. Kubernetes
 # ignores HEALTHCHECK (its probes are HTTP, deploy/kubernetes/); the Swarm stack has the same.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["/bin/tinyapi", "probe"]
