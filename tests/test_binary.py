@@ -539,6 +539,9 @@ def test_the_program_gets_the_signal_state_the_bootloader_was_given(
 
     direct = state(SHELL)
     assert "SigBlk:\t0000000000000000\n" in direct
-    assert ("SigIgn:\t0000000000000000\n" in direct) == (not ignored)
+    # The two this test sets (the C library's own real-time ones may come ignored from the
+    # runner, and cannot be reset from Python: the comparisons below hold them too).
+    ign = int(re.search(r"^SigIgn:\s*([0-9a-f]+)", direct, re.M).group(1), 16)
+    assert {sig for sig in (signal.SIGINT, signal.SIGQUIT) if ign & 1 << (sig - 1)} == set(ignored)
     assert state(bundled_shell["zstd"]) == direct  # a first start: extracted, then exec
     assert state(bundled_shell["zstd"]) == direct  # again: the bundle dir reused
