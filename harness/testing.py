@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -27,3 +28,10 @@ def unavailable(reason: str, command: str = SETUP) -> None:
 def needs_root() -> None:
     if not IS_ROOT:
         unavailable("this test needs root (unshare, chroot, debootstrap)", AS_ROOT)
+
+
+def signals_in(status: str, field: str) -> set[int]:
+    """The signals of one mask line of /proc/<pid>/status (SigCgt, SigIgn, SigBlk, ...): its
+    bit n - 1 is signal n."""
+    mask = int(re.search(rf"^{field}:\s*([0-9a-f]+)", status, re.M).group(1), 16)
+    return {n for n in range(1, mask.bit_length() + 1) if mask >> (n - 1) & 1}

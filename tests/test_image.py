@@ -16,6 +16,7 @@ import http.server
 import json
 import os
 import re
+import signal
 import ssl
 import threading
 import uuid
@@ -29,6 +30,7 @@ from harness.http import Answer, free_port, poll, request
 from harness.paths import IMAGE_NAME
 from harness.paths import ROOT as REPO
 from harness.serve import NotServing, wait_for_200
+from harness.testing import signals_in
 
 START_TIMEOUT = 30.0  # staticx unpacks to /tmp (at the first start) before Python starts
 
@@ -188,10 +190,9 @@ def test_docker_stop_exits_0(start):
     assert c.inspect("{{.State.ExitCode}}") == "0", c.logs()
 
 
-def caught_signals(pid: int) -> int:
-    """The signals the process has a handler for (SigCgt), as a bit mask: 1 << (signal - 1)."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"^SigCgt:\s*([0-9a-f]+)", status, re.M).group(1), 16)
+def caught_signals(pid: int) -> set[int]:
+    """The signals the process has a handler for."""
+    return signals_in(Path(f"/proc/{pid}/status").read_text(), "SigCgt")
 
 
 def test_docker_stop_while_the_app_loads_is_not_dropped(start):
@@ -201,13 +202,12 @@ def test_docker_stop_while_the_app_loads_is_not_dropped(start):
     (137). The moment: tinyapi's SIGTERM handler in place, gunicorn's SIGHUP one not yet."""
     c = start()
     pid = int(c.inspect("{{.State.Pid}}"))
-    term, hup = 1 << 14, 1 << 0
     # The program (not the bootloader, which catches SIGTERM while it unpacks: patch 0004).
     program = re.compile(r"/staticx-\d+-[0-9a-f]+/")
     poll(
         lambda: (
             program.search(os.readlink(f"/proc/{pid}/exe"))
-            and caught_signals(pid) & (term | hup) == term
+            and caught_signals(pid) & {signal.SIGTERM, signal.SIGHUP} == {signal.SIGTERM}
         ),
         30,
         interval=0.002,
