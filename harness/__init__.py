@@ -8,7 +8,8 @@ binary (build/tinyapi.spec freezes the tinyapi package only).
   serve     start tinyapi and wait for its first 200; stop it and everything it forked
   emptyroot the binary run as a FROM scratch image runs it: a root holding only it
   docker    `docker ...`, and the files of an image (export of a created container)
-  image     what the image holds, file by file, and its size limit
+  image     what the image holds, file by file, its user, and its size limit
+  digest    the sha256 of a file
   testing   what the tests share that is not a fixture: skip-or-fail, environments
   docs      the reference tables of docs/, generated from the code (python -m harness.docs)
 """

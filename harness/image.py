@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The image's user and group, numeric since scratch has no /etc/passwd: distroless' "nonroot".
+NONROOT = 65532
+
 # The image's size limit, as `docker images` counts it (10^6 bytes): the benchmark's target
 # and the tests' assertion.
 MAX_IMAGE_BYTES = 8_000_000
