@@ -1,46 +1,94 @@
-# tinyapi in a FROM scratch image: one static binary, its config, a CA bundle
-# and a /tmp. No shell, no libraries, nothing else.
+# tinyapi in a FROM scratch image: one static binary and its config. No shell, no libraries,
+# nothing else. The whole recipe, from the sources:
 #
-# Build it with `make image`: the context's payload must be staged first
-# (docker/stage-image writes dist/image/), because nothing can be fixed up here:
-#  - scratch has no shell, so no RUN chmod/mkdir;
-#  - COPY --chmod needs BuildKit, and the classic builder must work too.
-# So dist/image/ already carries the final modes (bin/tinyapi 0755, tmp/ 1777).
-FROM scratch
+#   docker build -t tinyapi .
+#   docker run --rm -p 8080:8080 tinyapi
+#
+# Two stages. The builder makes the venv of build/requirements.lock, builds dist/tinyapi (the
+# binary's recipe, build/) and its SBOM, and stages the image's tree with its final modes in
+# /image; the last stage is scratch plus that tree. `make image` runs this same build (for
+# another architecture: make image PLATFORM=linux/arm64). It works with the classic builder,
+# BuildKit and `podman build`: no RUN in scratch (no shell there), no COPY --chmod.
+#
+# Build arguments:
+#   BUILDER_BASE       Debian bookworm with Python 3.11 and its venv module, for the build's
+#                      platform. Offline: build/make-builder-base, then
+#                      --build-arg BUILDER_BASE=tinyapi-builder-base:bookworm
+#   SOURCE_DATE_EPOCH  the build's time, stamped into the binary, the SBOM and the image's
+#                      files (make image passes the last commit's; default 0)
+#   VERSION, SOURCE    the image's labels
+# Behind a proxy that inspects TLS, the builder's pip trusts docker/pip-ca/ca.pem (make image
+# puts the machine's CA bundle there).
+ARG BUILDER_BASE=python:3.11-slim-bookworm
 
+FROM ${BUILDER_BASE} AS builder
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    LANG=C.UTF-8
+# The build's tools, from apt only when the base lacks them (the official python image lacks
+# them all; build/make-builder-base's base has them all).
+RUN set -eu; \
+    python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
+        echo "builder: BUILDER_BASE needs Python 3.11 as python3; it has: $(python3 --version 2>&1)" >&2; exit 1; }; \
+    need=""; \
+    for tool in strip:binutils objdump:binutils make:make musl-gcc:musl-tools patch:patch \
+                zstd:zstd gcc:gcc /usr/include/stdio.h:libc6-dev; do \
+        command -v "${tool%%:*}" >/dev/null 2>&1 || [ -e "${tool%%:*}" ] || need="$need ${tool#*:}"; \
+    done; \
+    if [ -n "$need" ]; then \
+        apt-get update -q; \
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $need; \
+        rm -rf /var/lib/apt/lists/*; \
+    fi
+WORKDIR /src
+COPY docker/pip-ca/ /etc/tinyapi-builder/pip-ca/
+RUN if [ -s /etc/tinyapi-builder/pip-ca/ca.pem ]; then \
+        printf '[global]\ncert = /etc/tinyapi-builder/pip-ca/ca.pem\n' >/etc/pip.conf; \
+    fi
+# The venv from the lock alone: this layer is rebuilt when the lock changes, not at every edit.
+COPY build/install-lock build/requirements.lock build/
+RUN build/install-lock build/requirements.lock /venv
+
+# After the venv, so that a new commit's time does not rebuild it.
+ARG SOURCE_DATE_EPOCH=0
+ENV SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH}
+# The sources (.dockerignore lets in only what the build reads), then the build: the binary,
+# a check that it is static and starts, its SBOM, and the image's tree.
+COPY . .
+RUN set -eu; \
+    /venv/bin/python -m pip install --quiet --no-deps --no-build-isolation \
+        --config-settings editable_mode=compat -e .; \
+    /venv/bin/python build/build.py --skip-verify; \
+    ldd dist/tinyapi 2>&1 | grep -q 'not a dynamic executable'; \
+    dist/tinyapi --version; \
+    /venv/bin/python build/sbom.py; \
+    IMAGE_DIR=/image /venv/bin/python docker/stage-image dist/tinyapi
+
+# The binary and its SBOM alone, to copy out (make binary-in-docker).
+FROM scratch AS binary
+COPY --from=builder /src/dist/tinyapi /src/dist/tinyapi.cdx.json /
+
+FROM scratch
 ARG VERSION=0.0.0-dev
 ARG SOURCE=""
-# sha256 of /sbom.cdx.json, so a scanner can check the SBOM it reads is the one built with it.
-ARG SBOM_SHA256=""
-
 LABEL org.opencontainers.image.title="tinyapi" \
       org.opencontainers.image.description="The tinyapi of 'Building Tiny Secure Docker Containers', in Python: Flask + gunicorn frozen into one static binary" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="MIT" \
-      tinyapi.sbom.path="/sbom.cdx.json" \
-      tinyapi.sbom.sha256="${SBOM_SHA256}"
-
-# One COPY of the staged tree onto /, on purpose: copying a directory *to its
-# own destination* (COPY dist/image/tmp /tmp) makes the classic builder create
-# /tmp 0755 and lose the sticky 1777; as children of the copied tree the
-# directories keep their modes (checked with `docker export | tar -tv`).
-# What the tree holds, file by file: harness/image.py (docs/image.md shows it).
-COPY dist/image/ /
-
-ENV TINYAPI_CFG_PATH=/etc/tinyapi \
-    TINYAPI_HEALTHCHECK_CA_FILE=/etc/ssl/certs/ca-certificates.crt
-
-# Numeric, since scratch has no /etc/passwd: 65532 is distroless' "nonroot".
+      tinyapi.sbom.path="/sbom.cdx.json"
+# One COPY of the staged tree onto /: copying a directory to its own destination (/tmp) makes
+# the classic builder create it 0755 and lose the sticky 1777; as children of the copied tree
+# the directories keep their modes. What the tree holds, file by file: harness/image.py.
+COPY --from=builder /image/ /
+ENV TINYAPI_CFG_PATH=/etc/tinyapi
+# Numeric, since scratch has no /etc/passwd: distroless' "nonroot" (harness.image.NONROOT).
 USER 65532:65532
 EXPOSE 8080
-# The health check needs no shell: the binary probes itself (GET 127.0.0.1:<port>/alwaysok,
-# the port from the same config and environment the server reads; exit 0 on a 200). A probe is
-# a new start of the binary, which reuses the server's unpacked copy; the interval keeps the
-# probes under 2 % of one core (their cost: bench/results/latest.md, "Health check"; the choice:
-# docs/health.md). Docker runs the first probe one interval after the start, hence a start
-# period past interval + timeout. The timeout covers the probe's own start as well as its 2 s HTTP limit. Kubernetes
-# ignores HEALTHCHECK (its probes are HTTP, deploy/kubernetes/); the Swarm stack has the same.
+# No shell: the binary probes itself (GET 127.0.0.1:<port>/alwaysok, exit 0 on a 200), reusing
+# the server's unpacked copy. Its cost and the choice of interval: docs/health.md. The first
+# probe runs one interval after the start, hence a start period past interval + timeout.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["/bin/tinyapi", "probe"]
 ENTRYPOINT ["/bin/tinyapi"]

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: help venv lock lint format docs setup serve run test test-quick binary binary-in-docker sbom image inspect verify-reproducible tour bench bench-quick soak demo-swarm
+.PHONY: help venv lock lint format docs setup serve run test test-quick binary binary-in-docker sbom image image-multiarch inspect verify-reproducible tour bench bench-quick soak demo-swarm
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -13,15 +13,17 @@ help: ## list the targets
 # --- the development environment --------------------------------------------------------------
 venv: $(VENV)/.installed ## create .venv from the lock file
 
-$(VENV)/.installed: requirements.lock pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+$(VENV)/.installed: requirements.lock pyproject.toml build/install-lock
+	build/install-lock requirements.lock $(VENV) $(PYTHON)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation --config-settings editable_mode=compat -e .
 	touch $@
 
-lock: ## re-pin requirements.lock from pyproject.toml (needs uv)
-	uv pip compile pyproject.toml --extra build --extra dev --generate-hashes \
-	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
+# Both for every platform (--universal): the venv's (everything) and the builder stage's
+# (the service and its build only; the same versions).
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock" -q
+lock: ## re-pin requirements.lock and build/requirements.lock from pyproject.toml (needs uv)
+	uv pip compile pyproject.toml --extra build --extra dev $(LOCK_FLAGS) -o requirements.lock
+	uv pip compile pyproject.toml --extra build -c requirements.lock $(LOCK_FLAGS) -o build/requirements.lock
 
 lint: venv ## ruff over the tree, as configured in pyproject.toml: its checks, and the format
 	$(PY) -m ruff check .
@@ -38,7 +40,7 @@ docs: venv ## regenerate the reference tables of docs/ that come from code (conf
 serve: venv ## run the service from source with ./config.yml
 	$(PY) -m tinyapi
 
-run: ## make setup, then serve on :8080 from the image (PORT=, ENGINE=podman); dist/tinyapi where setup can't
+run: ## make setup, then build the image and serve it on :8080 (PORT=, ENGINE=podman); dist/tinyapi where setup can't
 	@MAKE="$(MAKE)" ENGINE=$(ENGINE) IMAGE_NAME=$(IMAGE_NAME) docker/run
 
 setup: ## install the Debian packages and start the engine make run/test need (root + apt)
@@ -57,9 +59,8 @@ test-quick: venv ## the tests that need no Docker, no root and no long run (unde
 binary: venv ## build dist/tinyapi, the static executable (a no-op when nothing changed)
 	$(PY) build/build.py
 
-binary-in-docker: ## build dist/tinyapi (+ its SBOM) inside a container: only Docker needed (BUILDER_BASE=...)
-	@$(MAKE) --no-print-directory venv || echo "binary-in-docker: no host venv: fine, but then make binary/image will not take the binary as up to date"
-	PYTHON=$(PY) build/build-in-docker
+binary-in-docker: ## the Dockerfile's build, binary only: dist/tinyapi-ARCH (+ .cdx.json); only Docker needed (PLATFORM=)
+	@ENGINE=$(ENGINE) IMAGE_NAME=$(IMAGE_NAME) docker/build-image $(if $(PLATFORM),--platform $(PLATFORM)) --binary-to dist
 
 sbom: binary ## write dist/tinyapi.cdx.json, the CycloneDX SBOM of what is inside the binary
 	$(PY) build/sbom.py
@@ -67,21 +68,20 @@ sbom: binary ## write dist/tinyapi.cdx.json, the CycloneDX SBOM of what is insid
 # --- the image: Dockerfile + docker/ --------------------------------------------------------------
 # The engine that builds and runs the image: docker or podman (make image ENGINE=podman).
 ENGINE ?= docker
-# Podman keeps an image per step unless told not to; the build is one COPY, so no cache is lost.
-BUILD_FLAGS_podman := --layers=false
 VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' tinyapi/__init__.py)
 # The image's name: tagged NAME:latest and NAME:<version>. Another name keeps two checkouts'
 # images apart on one engine (the tests read TINYAPI_IMAGE_NAME too).
 IMAGE_NAME ?= $(or $(TINYAPI_IMAGE_NAME),tinyapi)
+# Another platform than the machine's: linux/amd64 or linux/arm64 (tags NAME:latest-ARCH).
+PLATFORM ?=
 
-image: sbom ## build the FROM scratch image tinyapi:latest and tinyapi:<version>
-	@$(ENGINE) info >/dev/null 2>&1 || docker/start-engine $(ENGINE)
-	$(PY) docker/stage-image dist/tinyapi
-	$(ENGINE) build $(BUILD_FLAGS_$(ENGINE)) --build-arg VERSION=$(VERSION) \
-	  --build-arg SBOM_SHA256=$$(sha256sum dist/tinyapi.cdx.json | cut -d' ' -f1) \
-	  -t $(IMAGE_NAME):latest -t $(IMAGE_NAME):$(VERSION) .
+image: ## build the FROM scratch image from the sources (the Dockerfile's two stages): NAME:latest (PLATFORM=linux/arm64: NAME:latest-arm64)
+	@ENGINE=$(ENGINE) IMAGE_NAME=$(IMAGE_NAME) VERSION=$(VERSION) docker/build-image $(if $(PLATFORM),--platform $(PLATFORM))
 
-inspect: image ## print every file of the image, its user, entrypoint, bundled libraries, size
+image-multiarch: ## both platforms' images in one OCI archive, dist/tinyapi.oci.tar (needs podman)
+	@IMAGE_NAME=$(IMAGE_NAME) VERSION=$(VERSION) docker/multiarch dist/tinyapi.oci.tar
+
+inspect: image venv ## print every file of the image, its user, entrypoint, bundled libraries, size
 	@$(PY) docker/inspect-image $(IMAGE_NAME):latest
 
 verify-reproducible: ## build HEAD twice in new clones and venvs; the binary and image layers must match
@@ -97,9 +97,9 @@ bench: venv ## measure size, start-up, memory, throughput, build time (~6 min) -
 bench-quick: venv ## the same with 3 s wrk runs and one clean build (~2 min): for trying a change
 	$(PY) -m bench --quick
 
-soak: image ## 60 s of wrk at saturation on the container: no error, no non-2xx, no memory growth
+soak: image venv ## 60 s of wrk at saturation on the container: no error, no non-2xx, no memory growth
 	$(PY) -m bench.soak --seconds $${SOAK_SECONDS:-60}
 
 # --- the deployments: deploy/ ---------------------------------------------------------------------
-demo-swarm: image ## Swarm self-healing: deploy deploy/swarm/stack.yml, /panic, /chaosmonkey, a SIGSTOPped server (as root), cleanup (TINYAPI_PORT=8080)
+demo-swarm: image venv ## Swarm self-healing: deploy deploy/swarm/stack.yml, /panic, /chaosmonkey, a SIGSTOPped server (as root), cleanup (TINYAPI_PORT=8080)
 	$(PY) deploy/swarm/demo

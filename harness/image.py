@@ -23,7 +23,8 @@ class ImageFile:
 
 
 # Every entry of the image, owned by root. Sources: "binary" and "sbom" are the files
-# stage-image is given; "certifi" is the venv's CA bundle; anything else a path in the repo.
+# stage-image is given; anything else a path in the repo. No CA bundle of its own: the binary
+# carries certifi's (TINYAPI_HEALTHCHECK_CA_FILE names another), and each file is there once.
 FILES = (
     ImageFile("bin", "dir", 0o755, "", ""),
     ImageFile(
@@ -32,21 +33,12 @@ FILES = (
         0o755,
         "binary",
         "the program: the kit's staticx bootloader + the frozen server (Python, Flask, gunicorn, "
-        "glibc, OpenSSL inside); staticx writes it 0700",
+        "glibc, OpenSSL and certifi's CA bundle inside); staticx writes it 0700",
     ),
     ImageFile("etc", "dir", 0o755, "", ""),
     ImageFile("etc/tinyapi", "dir", 0o755, "", ""),
     ImageFile(
         "etc/tinyapi/config.yml", "file", 0o644, "config.yml", "the config (binds 0.0.0.0:8080)"
-    ),
-    ImageFile("etc/ssl", "dir", 0o755, "", ""),
-    ImageFile("etc/ssl/certs", "dir", 0o755, "", ""),
-    ImageFile(
-        "etc/ssl/certs/ca-certificates.crt",
-        "file",
-        0o644,
-        "certifi",
-        "CA bundle for `/healthcheck`'s HTTPS (certifi's)",
     ),
     ImageFile("sbom.cdx.json", "file", 0o644, "sbom", "the SBOM of `/bin/tinyapi` (make sbom)"),
     ImageFile(
