@@ -46,7 +46,12 @@ def to_markdown(r: dict) -> str:
             f"({s['image_compressed_bytes'] / 1e6:.2f} MB, `docker save | gzip -6`: what is pulled); "
             f"the Go original: {GO_ORIGINAL[1] / 1e6:.2f} MB unpacked, "
             f"{GO_ORIGINAL_COMPRESSED / 1e6:.2f} MB compressed",
-            f"- binary `dist/tinyapi`: **{s['binary_bytes']:,} bytes**: staticx bootloader (patched) "
+            *[
+                f"- linux/{arch}, `{p['image']}`: {p['image_bytes']:,} bytes unpacked, "
+                f"{p['image_compressed_bytes']:,} bytes compressed"
+                for arch, p in s.get("platforms", {}).items()
+            ],
+            f"- binary `/bin/tinyapi` of the image: **{s['binary_bytes']:,} bytes**: staticx bootloader (patched) "
             f"{s['staticx_bootloader_bytes']:,} + {s['staticx_archive_compression']} archive "
             f"{s['staticx_archive_bytes']:,} (unpacked at the first start: "
             f"{s['staticx_archive_raw_bytes']:,} bytes)",

@@ -13,7 +13,7 @@ import sys
 import tarfile
 import tempfile
 
-from bench.lib import BINARY, LABEL, run, say
+from bench.lib import LABEL, run, say
 from harness import staticx_archive
 from harness.docker import export_image
 
@@ -175,20 +175,68 @@ def compressed_image_bytes(image: str) -> int:
     return len(gzip.stdout)
 
 
+PLATFORMS = ("amd64", "arm64")
+
+
+def platform_image(image: str, arch: str) -> str | None:
+    """The image of another architecture (make image PLATFORM=linux/ARCH tags NAME:latest-ARCH),
+    built when missing and this machine can (emulation); None when it cannot."""
+    native = run(["docker", "info", "-f", "{{.Architecture}}"]).stdout.strip()
+    if {"x86_64": "amd64", "aarch64": "arm64"}.get(native, native) == arch:
+        return image
+    other = image.replace(":latest", f":latest-{arch}")
+    if subprocess.run(["docker", "image", "inspect", other], capture_output=True).returncode == 0:
+        return other
+    say(f"  building {other} (make image PLATFORM=linux/{arch}; minutes under emulation)")
+    name = image.split(":")[0]
+    built = subprocess.run(
+        ["make", "--no-print-directory", "image", f"PLATFORM=linux/{arch}", f"IMAGE_NAME={name}"],
+        capture_output=True,
+        text=True,
+    )
+    if built.returncode != 0:
+        say(f"  no {other}: {built.stderr.strip().splitlines()[-1:] or ['make image failed']}")
+        return None
+    return other
+
+
+def image_bytes(image: str) -> tuple[int, int]:
+    """(unpacked as `docker images` counts, compressed as pulled)."""
+    unpacked = int(run(["docker", "image", "inspect", "-f", "{{.Size}}", image]).stdout)
+    return unpacked, compressed_image_bytes(image)
+
+
 def bench_sizes(results: dict, image: str) -> None:
-    say("sizes: image, binary, and what is inside the binary")
-    image_bytes = int(run(["docker", "image", "inspect", "-f", "{{.Size}}", image]).stdout)
-    entries, _ = export_image(image, label=LABEL, prefix="tinyapi-bench-export")
-    files = [{"path": "/" + e.path, "bytes": e.size} for e in entries if e.kind == "file"]
-    inside = inside_binary(BINARY)
+    say("sizes: image (every platform), its binary, and what is inside the binary")
+    entries, files = export_image(
+        image, read=("bin/tinyapi",), label=LABEL, prefix="tinyapi-bench-export"
+    )
+    image_files = [{"path": "/" + e.path, "bytes": e.size} for e in entries if e.kind == "file"]
+    # The binary the image ships (built in its builder stage), not a host build's dist/tinyapi.
+    with tempfile.NamedTemporaryFile(prefix="tinyapi-bench-binary-") as binary:
+        binary.write(files["bin/tinyapi"])
+        binary.flush()
+        inside = inside_binary(binary.name)
+    platforms = {}
+    for arch in PLATFORMS:
+        ref = platform_image(image, arch)
+        if ref:
+            unpacked, compressed = image_bytes(ref)
+            platforms[arch] = {
+                "image": ref,
+                "image_bytes": unpacked,
+                "image_compressed_bytes": compressed,
+            }
+    native = next(p for p in platforms.values() if p["image"] == image)
     results["sizes"] = {
-        "image": image,
-        "image_bytes": image_bytes,
-        "image_compressed_bytes": compressed_image_bytes(image),
-        "image_files": sorted(files, key=lambda f: -f["bytes"]),
+        **native,
+        "platforms": platforms,
+        "image_files": sorted(image_files, key=lambda f: -f["bytes"]),
         **inside,
     }
-    say(
-        f"  image {image_bytes:,} B (compressed {results['sizes']['image_compressed_bytes']:,} B), "
-        f"binary {inside['binary_bytes']:,} B"
-    )
+    for arch, p in platforms.items():
+        say(
+            f"  linux/{arch} image {p['image_bytes']:,} B (compressed "
+            f"{p['image_compressed_bytes']:,} B)"
+        )
+    say(f"  binary {inside['binary_bytes']:,} B")

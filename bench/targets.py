@@ -15,6 +15,7 @@ TARGETS = [
         "MB",
         "max",
     ),
+    ("image_bytes_arm64", "linux/arm64 image size, unpacked", MAX_IMAGE_BYTES, "MB", "max"),
     ("startup_ratio_host", "frozen start to first 200 / from source, host", 1.15, "x", "max"),
     (
         "startup_ratio_host_first",
@@ -47,6 +48,8 @@ def measured_values(r: dict) -> dict:
     if "sizes" in r:
         out["image_bytes"] = r["sizes"]["image_bytes"]
         out["image_compressed_bytes"] = r["sizes"]["image_compressed_bytes"]
+        if "arm64" in r["sizes"].get("platforms", {}):
+            out["image_bytes_arm64"] = r["sizes"]["platforms"]["arm64"]["image_bytes"]
     if "startup_host" in r:
         out["startup_ratio_host"] = r["startup_host"]["ratio"]
         out["startup_ratio_host_first"] = r["startup_host"]["ratio_first"]

@@ -150,8 +150,8 @@ def test_make_inspect_shows_the_image(image):
 @pytest.mark.docker
 @pytest.mark.slow
 def test_two_builds_of_one_commit_are_identical(image):
-    """`make verify-reproducible`: two clones, two venvs, two directories; same sha256 and
-    the same image layer digests."""
+    """`make verify-reproducible`: two clones in two directories, each built by the Dockerfile
+    with no build cache; the same image layer digests."""
     done = make("verify-reproducible", timeout=900)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    assert "identical: the binary and the image layers are reproducible" in done.stdout
+    assert "identical: the image's layers" in done.stdout

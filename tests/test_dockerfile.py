@@ -1,0 +1,221 @@
+"""The tutorial's own commands from a clean clone: `docker build -t NAME .`, then `docker run`,
+with nothing built beforehand (the Dockerfile's builder stage does it all), with Docker and with
+Podman; `make binary-in-docker`; and the one-line errors of docker/build-image.
+
+No registry is reachable here, so the builds name the base build/make-builder-base makes
+(BUILDER_BASE), as the README says to do offline. The clone is of HEAD: uncommitted changes are
+not in it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from harness.digest import sha256
+from harness.docker import docker, docker_answers
+from harness.elf import header
+from harness.emptyroot import empty_root_server
+from harness.http import request
+from harness.paths import ROOT
+from harness.serve import wait_for_200
+from harness.testing import AS_ROOT, IS_ROOT, unavailable
+
+BASE = "tinyapi-builder-base:bookworm"  # build/make-builder-base's tag for this machine's arch
+INDEX = b"Index of tinyapi. These aren't the droids you're looking for\n"
+
+
+def run(cmd: list[str], timeout: float, cwd: Path = ROOT, **env: str) -> str:
+    proc = subprocess.run(
+        cmd, cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{' '.join(cmd)} exited {proc.returncode}:\n{out[-6000:]}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def clean_clone(tmp_path_factory) -> Path:
+    """A clone of HEAD, as a new user gets it, with the offline builder base made."""
+    if not docker_answers():
+        unavailable("no Docker engine answers `docker info`")
+    if not IS_ROOT:
+        unavailable("build/make-builder-base (debootstrap) needs root", AS_ROOT)
+    run([str(ROOT / "build" / "make-builder-base")], timeout=900)
+    clone = tmp_path_factory.mktemp("clone") / "tinyapi"
+    run(["git", "clone", "--quiet", "--no-local", str(ROOT), str(clone)], timeout=120)
+    assert not (clone / "dist").exists()
+    return clone
+
+
+def check_the_tutorial(engine: str, tag: str, *run_flags: str) -> None:
+    """`ENGINE run -p ...:8080 TAG`: the tutorial's curls, then /panic ends it with status 1."""
+    name = f"tinyapi-clean-{uuid.uuid4().hex[:12]}"
+    cli = [engine, "run", "-d", "--name", name, "-p", "127.0.0.1::8080", *run_flags, tag]
+    subprocess.run(cli, check=True, capture_output=True, timeout=60)
+    try:
+        port = int(
+            subprocess.run(
+                [engine, "port", name, "8080/tcp"], capture_output=True, text=True, check=True
+            )
+            .stdout.split()[0]
+            .rsplit(":", 1)[1]
+        )
+        wait_for_200(port, timeout=60)
+        assert request(port, "/").body == INDEX
+        assert request(port, "/alwaysok").body == b'{ "status": "OK" }'
+        assert request(port, "/nope").status == 404
+        moved = request(port, "/alwaysok/")
+        assert (moved.status, moved.headers["location"]) == (301, "/alwaysok")
+        with pytest.raises(OSError):  # no answer: the process tree is gone
+            request(port, "/panic")
+        status = subprocess.run(
+            [engine, "wait", name], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.strip()
+        logs = subprocess.run([engine, "logs", name], capture_output=True, text=True)
+        assert status == "1", logs.stdout + logs.stderr
+        assert "RoutePanic invoked. Exiting" in logs.stdout + logs.stderr
+    finally:
+        subprocess.run([engine, "rm", "-f", name], capture_output=True)
+
+
+@pytest.mark.docker
+@pytest.mark.root
+@pytest.mark.slow
+def test_docker_build_in_a_clean_clone_serves_the_tutorial(clean_clone):
+    tag = f"tinyapi-clean-test:{uuid.uuid4().hex[:8]}"
+    try:
+        run(
+            ["docker", "build", "--build-arg", f"BUILDER_BASE={BASE}", "-t", tag, "."],
+            timeout=1800,
+            cwd=clean_clone,
+        )
+        check_the_tutorial("docker", tag)
+    finally:
+        docker("rmi", "-f", tag, check=False)
+
+
+@pytest.mark.docker
+@pytest.mark.root
+@pytest.mark.slow
+def test_podman_build_in_a_clean_clone_serves_the_tutorial(clean_clone):
+    if not shutil.which("podman"):
+        unavailable("no podman (apt-get install podman)")
+    # Podman's store is its own: the base goes there as it is.
+    saved = subprocess.Popen(["docker", "save", BASE], stdout=subprocess.PIPE)
+    subprocess.run(["podman", "load", "-q"], stdin=saved.stdout, check=True, capture_output=True)
+    assert saved.wait(60) == 0
+    tag = f"localhost/tinyapi-clean-test:{uuid.uuid4().hex[:8]}"
+    try:
+        run(
+            ["podman", "build", "--build-arg", f"BUILDER_BASE={BASE}", "-t", tag, "."],
+            timeout=1800,
+            cwd=clean_clone,
+        )
+        # runc here cannot raise rlimits: Podman gets them set explicitly (tests/test_podman.py).
+        check_the_tutorial("podman", tag, "--ulimit", "nofile=16384:16384")
+    finally:
+        subprocess.run(["podman", "rmi", "-f", tag], capture_output=True)
+
+
+@pytest.mark.docker
+@pytest.mark.root
+@pytest.mark.slow
+def test_binary_in_docker_copies_out_the_static_binary_and_its_sbom(clean_clone):
+    out = run(["make", "--no-print-directory", "binary-in-docker"], timeout=1800, cwd=clean_clone)
+    binary = clean_clone / "dist" / "tinyapi-amd64"
+    assert f"copied out dist/tinyapi-amd64 ({binary.stat().st_size} bytes)" in out
+    assert binary.stat().st_mode & 0o777 == 0o755
+    assert header(binary.read_bytes()) == ("x86-64", True)
+    sbom = json.loads(binary.with_name("tinyapi-amd64.cdx.json").read_text())
+    subject = sbom["metadata"]["component"]
+    assert subject["hashes"] == [{"alg": "SHA-256", "content": sha256(binary)}]
+    # Built elsewhere, it runs as an image would: alone in an empty root, as nobody.
+    with empty_root_server(binary) as server:
+        assert server.get("/alwaysok").status == 200
+
+
+# --- errors a user can act on, in one line ---------------------------------------------------
+
+
+def build_image(*args: str, path: str | None = None, **env: str) -> subprocess.CompletedProcess:
+    environ = {**os.environ, **env}
+    if path is not None:
+        environ["PATH"] = path
+    return subprocess.run(
+        [shutil.which("bash"), str(ROOT / "docker" / "build-image"), *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_build_image_without_an_engine_says_so(tmp_path):
+    # Only what the script needs before it looks for the engine: no docker on PATH.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "dirname").symlink_to(shutil.which("dirname"))
+    proc = build_image(path=str(bin_dir))
+    assert proc.returncode == 1 and not proc.stdout
+    assert proc.stderr.startswith("build-image: no `docker` command here: install Docker")
+    assert len(proc.stderr.splitlines()) == 1
+
+
+def test_build_image_names_the_platforms_it_knows():
+    proc = build_image("--platform", "linux/riscv64")
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        "build-image: unknown platform 'linux/riscv64' (linux/amd64 or linux/arm64)\n"
+    )
+
+
+@pytest.mark.docker
+def test_build_for_an_architecture_without_emulation_names_the_two_commands(tmp_path):
+    if not docker_answers():
+        unavailable("no Docker engine answers `docker info`")
+    if os.uname().machine != "x86_64":
+        pytest.skip("emulation of arm64 is what an x86_64 machine lacks")  # not CI's machine
+    proc = build_image("--platform", "linux/arm64", BINFMT_MISC=str(tmp_path))  # no qemu entry
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        "build-image: this machine cannot run linux/arm64 programs: apt-get install "
+        "qemu-user-static binfmt-support, then update-binfmts --enable qemu-aarch64\n"
+    )
+
+
+@pytest.mark.docker
+@pytest.mark.root
+@pytest.mark.slow
+def test_a_builder_base_without_python_3_11_fails_in_one_line(clean_clone, tmp_path):
+    # A base with a shell and nothing else: busybox, alone.
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy("/bin/busybox", root / "bin" / "busybox")
+    (root / "bin" / "sh").symlink_to("busybox")
+    tag = f"tinyapi-test-nopython:{uuid.uuid4().hex[:8]}"
+    tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
+    subprocess.run(
+        ["docker", "import", "-", tag], stdin=tar.stdout, check=True, capture_output=True
+    )
+    try:
+        proc = subprocess.run(
+            ["docker", "build", "--build-arg", f"BUILDER_BASE={tag}", "-t", tag + "-x", "."],
+            cwd=clean_clone,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode != 0
+        lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "builder:" in line]
+        assert lines == [
+            "builder: BUILDER_BASE needs Python 3.11 as python3; it has: sh: python3: not found"
+        ]
+    finally:
+        docker("rmi", "-f", tag, tag + "-x", check=False)
