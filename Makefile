@@ -14,7 +14,7 @@ help: ## list the targets
 venv: $(VENV)/.installed ## create .venv from the lock file
 
 $(VENV)/.installed: requirements.lock pyproject.toml build/install-lock
-	build/install-lock requirements.lock $(VENV) $(PYTHON)
+	build/install-lock requirements.lock $(abspath $(VENV)) $(PYTHON)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation --config-settings editable_mode=compat -e .
 	touch $@
 
