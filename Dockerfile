@@ -30,7 +30,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 # them all; build/make-builder-base's base has them all).
 RUN set -eu; \
     python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
-        echo "builder: BUILDER_BASE needs Python 3.11 as python3; it has: $(python3 --version 2>&1)" >&2; exit 1; }; \
+        echo "builder: BUILDER_BASE needs Python 3.11 as python3, and has $(python3 --version 2>/dev/null || echo none): use a Debian bookworm with it (python:3.11-slim-bookworm, build/make-builder-base)" >&2; \
+        exit 1; }; \
     need=""; \
     for tool in strip:binutils objdump:binutils make:make musl-gcc:musl-tools patch:patch \
                 zstd:zstd gcc:gcc /usr/include/stdio.h:libc6-dev; do \
