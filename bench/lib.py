@@ -15,6 +15,7 @@ import time
 from harness import paths
 from harness.docker import START_ENGINE, container_running
 from harness.http import free_port
+from harness.image import NONROOT
 from harness.serve import NotServing, Process, server_env, wait_for_200
 
 REPO = str(paths.ROOT)
@@ -209,7 +210,7 @@ def build_source_image() -> None:
             # Bytecode compiled in the image, as pip does in a venv: nothing to do at start.
             f"RUN {venv}/bin/python -m compileall -q /opt/tinyapi\n"
             "ENV PYTHONPATH=/opt/tinyapi TINYAPI_CFG_PATH=/etc/tinyapi\n"
-            "WORKDIR /tmp\nUSER 65532:65532\nEXPOSE 8080\n"
+            f"WORKDIR /tmp\nUSER {NONROOT}:{NONROOT}\nEXPOSE 8080\n"
             f'ENTRYPOINT ["{venv}/bin/python", "-m", "tinyapi"]\n'
         )
     run(["docker", "build", "-q", "-t", SOURCE_IMAGE, ctx])

@@ -10,7 +10,6 @@ No Docker engine answering: the tests skip, except under CI=true, where they fai
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import http.server
 import json
@@ -25,8 +24,10 @@ from pathlib import Path
 import pytest
 
 from harness import image as image_spec
+from harness.digest import sha256
 from harness.docker import docker, export_image
 from harness.http import Answer, free_port, poll, request
+from harness.image import NONROOT
 from harness.paths import IMAGE_NAME
 from harness.paths import ROOT as REPO
 from harness.serve import NotServing, wait_for_200
@@ -226,13 +227,13 @@ def process_uids(c: Container) -> set[str]:
 def test_runs_as_nonroot_by_default(start):
     c = start()
     c.wait_ready()
-    assert process_uids(c) == {"65532"}
+    assert process_uids(c) == {str(NONROOT)}
 
 
 HARDENED = image_spec.HARDENED_RUN  # docs/security.md's hardened run
 
 
-@pytest.mark.parametrize("user", ["12345:12345", "65532:65532", "1:1"])
+@pytest.mark.parametrize("user", ["12345:12345", f"{NONROOT}:{NONROOT}", "1:1"])
 def test_hardened_run_serves_every_endpoint(start, user):
     c = start(*HARDENED, "--user", user, "-e", "TINYAPI_HEALTHCHECK_TIMEOUT=2")
     c.wait_ready()
@@ -374,7 +375,7 @@ def test_sigkill_and_start_five_times_leave_one_unpacked_copy(start):
     c = start()
     c.wait_ready()
     first = unpacked(c)
-    assert len(first) == 1 and first[0].startswith("/tmp/staticx-65532-"), first
+    assert len(first) == 1 and first[0].startswith(f"/tmp/staticx-{NONROOT}-"), first
     for _ in range(5):
         docker("kill", "-s", "KILL", c.name)
         assert c.wait_exit() == 137
@@ -403,10 +404,6 @@ def exported_files(image: str) -> dict[str, tuple[str, int, int, int, str | None
     return {e.path: (e.kind, e.mode, e.uid, e.gid, e.sha256) for e in entries}
 
 
-def sha256_of(path: Path | str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def test_image_holds_exactly_what_the_dockerfile_puts_there(image):
     files = exported_files(image)
     assert {p: (kind, oct(mode)) for p, (kind, mode, *_rest) in files.items()} == {
@@ -416,15 +413,15 @@ def test_image_holds_exactly_what_the_dockerfile_puts_there(image):
     # ... and each file is the one staged from the repo, not a stale copy.
     import certifi
 
-    assert files["bin/tinyapi"][4] == sha256_of(REPO / "dist" / "tinyapi")
-    assert files["etc/tinyapi/config.yml"][4] == sha256_of(REPO / "config.yml")
-    assert files["etc/ssl/certs/ca-certificates.crt"][4] == sha256_of(certifi.where())
-    assert files["sbom.cdx.json"][4] == sha256_of(REPO / "dist" / "tinyapi.cdx.json")
+    assert files["bin/tinyapi"][4] == sha256(REPO / "dist" / "tinyapi")
+    assert files["etc/tinyapi/config.yml"][4] == sha256(REPO / "config.yml")
+    assert files["etc/ssl/certs/ca-certificates.crt"][4] == sha256(certifi.where())
+    assert files["sbom.cdx.json"][4] == sha256(REPO / "dist" / "tinyapi.cdx.json")
 
 
 def test_nothing_in_the_image_is_writable_but_tmp(image):
     """Every entry belongs to root and only /tmp is writable by anyone else: the container's
-    user (65532, or any --user but 0) can write nowhere but /tmp."""
+    user (NONROOT, or any --user but 0) can write nowhere but /tmp."""
     for path, (_kind, mode, uid, gid, _) in exported_files(image).items():
         assert (uid, gid) == (0, 0), path
         if path != "tmp":
@@ -439,7 +436,7 @@ def test_image_size_within_the_limit(image):
 
 def test_image_config(image):
     config = json.loads(docker("image", "inspect", "-f", "{{json .Config}}", image).stdout)
-    assert config["User"] == "65532:65532"
+    assert config["User"] == f"{NONROOT}:{NONROOT}"
     assert config["Entrypoint"] == ["/bin/tinyapi"]
     assert not config.get("Cmd")
     assert set(config["ExposedPorts"]) == {"8080/tcp"}
@@ -455,7 +452,7 @@ def test_image_config(image):
     assert "org.opencontainers.image.description" in labels
     assert "org.opencontainers.image.source" in labels
     assert labels["tinyapi.sbom.path"] == "/sbom.cdx.json"
-    assert labels["tinyapi.sbom.sha256"] == sha256_of(REPO / "dist" / "tinyapi.cdx.json")
+    assert labels["tinyapi.sbom.sha256"] == sha256(REPO / "dist" / "tinyapi.cdx.json")
     # Both tags name the same image.
     ids = {
         docker("image", "inspect", "-f", "{{.Id}}", tag).stdout.strip()

@@ -36,6 +36,7 @@ import pytest
 from harness.docker import docker
 from harness.http import Answer, free_port, poll, request
 from harness.image import HARDENED_RUN as HARDENED
+from harness.image import NONROOT
 from harness.paths import ROOT
 from harness.serve import NotServing, wait_for_200
 from harness.testing import AS_ROOT, IS_ROOT, unavailable
@@ -317,7 +318,7 @@ def test_rootful_runs_as_the_images_numeric_user(rootful):
         START_TIMEOUT,
         what="the master and two workers",
     )
-    assert {(inside, host) for inside, host, _ in procs} == {("65532", "65532")}, procs
+    assert {(inside, host) for inside, host, _ in procs} == {(str(NONROOT), str(NONROOT))}, procs
 
 
 @pytest.mark.parametrize("flags", [(), HARDENED], ids=["plain", "hardened"])
@@ -327,7 +328,7 @@ def test_rootful_no_process_has_capabilities(rootful, flags):
     assert cap_eff(pid for _, _, pid in c.processes()) == {"0000000000000000"}
 
 
-@pytest.mark.parametrize("user", ["12345:12345", "65532:65532"])
+@pytest.mark.parametrize("user", ["12345:12345", f"{NONROOT}:{NONROOT}"])
 def test_rootful_hardened_read_only_run_serves(rootful, user):
     c = rootful(*HARDENED, "--user", user, "-e", "TINYAPI_HEALTHCHECK_TIMEOUT=2")
     c.wait_ready()
@@ -414,11 +415,11 @@ def test_rootless_serves_as_an_unprivileged_host_user(rootless, rootless_user):
     c.wait_ready()
     assert c.get("/alwaysok").body == b'{ "status": "OK" }'
     procs = c.processes()
-    assert {inside for inside, _, _ in procs} == {"65532"}, procs
+    assert {inside for inside, _, _ in procs} == {str(NONROOT)}, procs
     # 65532 in the container is a subordinate id of the user on the host: neither root nor 65532.
     # (The user's own uid is the container's 0; its subordinate ids from `first` are 1, 2, ...)
     first, _count = subordinate_ids("/etc/subuid", rootless_user)
-    assert {os.stat(f"/proc/{pid}").st_uid for _, _, pid in procs} == {first + 65532 - 1}
+    assert {os.stat(f"/proc/{pid}").st_uid for _, _, pid in procs} == {first + NONROOT - 1}
 
 
 def test_rootless_panic_exits_1(rootless):

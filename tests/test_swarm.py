@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 import harness.docker
+from harness.image import NONROOT
 
 REPO = Path(__file__).resolve().parent.parent
 STACK_FILE = REPO / "deploy" / "swarm" / "stack.yml"
@@ -48,7 +49,7 @@ def service() -> dict:
 
 
 def test_stack_is_hardened_as_the_image(service):
-    assert service["user"] == "65532:65532"
+    assert service["user"] == f"{NONROOT}:{NONROOT}"
     assert service["read_only"] is True
     assert service["cap_drop"] == ["ALL"]
     assert "cap_add" not in service and "privileged" not in service
