@@ -1,4 +1,4 @@
-"""The benchmarks' library, which bench/soak.py and docker/inspect-image use too: running commands, timing (median, min, max; interleaved runs), a tinyapi on the host
+"""The benchmarks' library, which bench/soak.py and docker/inspect-image.py use too: running commands, timing (median, min, max; interleaved runs), a tinyapi on the host
 or in a container timed to its first 200, and the preflight checks."""
 
 from __future__ import annotations

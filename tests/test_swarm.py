@@ -1,6 +1,6 @@
 """deploy/swarm/: the stack file's hardening, and the self-healing demo on a real Docker Swarm.
 
-The demo (deploy/swarm/demo, what `make demo-swarm` runs) is run as a program, with a free
+The demo (deploy/swarm/demo.py, what `make demo-swarm` runs) is run as a program, with a free
 port, its own stack name and --json: it deploys the stack (making this node a one-node swarm
 if it is in none), sends /panic, then /chaosmonkey until a roll kills the server, then hangs
 it with SIGSTOP until its health check fails, and times how long Swarm takes to serve again. The tests read its JSON and then check, with docker
@@ -31,7 +31,7 @@ from harness.image import NONROOT
 
 REPO = Path(__file__).resolve().parent.parent
 STACK_FILE = REPO / "deploy" / "swarm" / "stack.yml"
-DEMO = REPO / "deploy" / "swarm" / "demo"
+DEMO = REPO / "deploy" / "swarm" / "demo.py"
 # Measured on a 2-core machine (one-node swarm, Engine 20.10, restart delay 1 s): GET /alwaysok
 # answers again 2.5-4.5 s after /panic or the fatal /chaosmonkey. The bound is generous.
 RECOVERY_BOUND_S = 30.0

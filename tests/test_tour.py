@@ -26,7 +26,7 @@ from harness.testing import IS_ROOT, unavailable
 pytestmark = [pytest.mark.docker, pytest.mark.root]
 
 PYTHON = ROOT / ".venv" / "bin" / "python"
-TOUR = ROOT / "docker" / "tour"
+TOUR = ROOT / "docker" / "tour.py"
 
 # Step -> the line saying what its output proves.
 CLAIMS = {
@@ -204,7 +204,7 @@ def test_as_a_non_root_user_the_steps_it_cannot_see_are_skipped_not_failed(engin
         for module in ("__init__.py", "article.py"):
             shutil.copy(ROOT / "bench" / module, copy / "bench" / module)
         (copy / "docker").mkdir()
-        shutil.copy(TOUR, copy / "docker" / "tour")
+        shutil.copy(TOUR, copy / "docker" / "tour.py")
         (copy / "home").mkdir()
         os.chown(copy / "home", 65534, 65534)
         os.chmod(copy, 0o755)
@@ -219,7 +219,7 @@ def test_as_a_non_root_user_the_steps_it_cannot_see_are_skipped_not_failed(engin
                 f"PYTHONPATH={copy}",
                 python,
                 "-P",
-                str(copy / "docker" / "tour"),
+                str(copy / "docker" / "tour.py"),
                 "--image",
                 IMAGE_NAME,
                 "--port",

@@ -47,7 +47,9 @@ try:
     from harness.paths import IMAGE_NAME, ROOT
     from harness.serve import NotServing, wait_for_200
 except ImportError:
-    sys.exit("tour: run it from the project's venv: make tour (or .venv/bin/python -P docker/tour)")
+    sys.exit(
+        "tour: run it from the project's venv: make tour (or .venv/bin/python -P docker/tour.py)"
+    )
 
 CHART = ROOT / "bench" / "results" / "image-sizes.png"
 NEITHER = "neither the image's nor the engine's"
@@ -725,7 +727,7 @@ def container_names(image: str) -> dict[str, str]:
 def main(argv: list[str]) -> int:
     intro, steps, status = __doc__.split("\n\n", 2)
     parser = argparse.ArgumentParser(
-        prog="docker/tour",
+        prog="docker/tour.py",
         description=intro,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"{steps}\n\n{status}",

@@ -52,8 +52,8 @@ try:
     from harness.serve import NotServing, wait_for_200
 except ModuleNotFoundError as err:  # a python3 without the project's venv
     sys.exit(
-        f"deploy/swarm/demo: no module {err.name}: run it with the venv's python "
-        "(make venv, then .venv/bin/python deploy/swarm/demo)"
+        f"deploy/swarm/demo.py: no module {err.name}: run it with the venv's python "
+        "(make venv, then .venv/bin/python deploy/swarm/demo.py)"
     )
 
 HERE = Path(__file__).resolve().parent
