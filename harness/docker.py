@@ -33,11 +33,14 @@ class DockerError(Exception):
     """`docker ...` failed (or there is no docker): the message says which, with its stderr."""
 
 
-def docker(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run `docker ARGS`, text output; DockerError with stderr when check and it fails."""
+def docker(
+    *args: str, check: bool = True, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run `docker ARGS` (in env, when given), text output; DockerError with stderr when check
+    and it fails."""
     try:
         proc = subprocess.run(
-            ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+            ["docker", *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
         )
     except FileNotFoundError:
         raise DockerError("no docker command on this machine") from None
