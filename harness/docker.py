@@ -101,9 +101,11 @@ def export_image(
     name = f"{prefix}-{uuid.uuid4().hex[:12]}"
     docker("create", "--name", name, *(["--label", label] if label else []), image)
     try:
-        export = subprocess.Popen(["docker", "export", name], stdout=subprocess.PIPE)
         entries, contents = [], {}
-        with tarfile.open(fileobj=export.stdout, mode="r|") as tar:
+        with (
+            subprocess.Popen(["docker", "export", name], stdout=subprocess.PIPE) as export,
+            tarfile.open(fileobj=export.stdout, mode="r|") as tar,
+        ):
             for member in tar:
                 path = member.name.strip("/").removeprefix("./")
                 if not path or path in DOCKER_ADDS or path.split("/")[0] in DOCKER_ADDS:
