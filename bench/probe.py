@@ -203,7 +203,7 @@ def probe_image(cid: str, pid: int, cg: dict[str, str], engine: list[int]) -> di
 
 def bench_image(image: str, runs: int) -> dict:
     # The documented hardened run (docs/security.md): the probe's cost under the flags users run.
-    with lib.container(*HARDENED_RUN, image) as (cid, _, _):
+    with lib.container(image, *HARDENED_RUN) as (cid, _, _):
         pid = int(
             subprocess.run(
                 ["docker", "inspect", "-f", "{{.State.Pid}}", cid],

@@ -16,8 +16,9 @@ import argparse
 import sys
 import time
 
-from bench.lib import IMAGE, BenchError, container, preflight, say
+from bench.lib import IMAGE, BenchError, container, say
 from bench.memory import container_memory, idle_memory
+from bench.preflight import preflight
 from bench.wrk import wrk
 from harness.docker import container_running
 

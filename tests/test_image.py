@@ -18,95 +18,30 @@ import re
 import signal
 import ssl
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
 
 from harness import image as image_spec
+from harness.container import START_TIMEOUT, Container, Containers
 from harness.digest import sha256
 from harness.docker import docker, export_image
-from harness.http import Answer, free_port, poll, request
+from harness.http import free_port, poll
 from harness.image import NONROOT
 from harness.paths import IMAGE_NAME
 from harness.paths import ROOT as REPO
-from harness.serve import NotServing, wait_for_200
 from harness.testing import signals_in
-
-START_TIMEOUT = 30.0  # staticx unpacks to /tmp (at the first start) before Python starts
 
 pytestmark = pytest.mark.docker
 
 
-class Container:
-    """A container started by the `start` fixture."""
-
-    def __init__(self, name: str, port: int | None):
-        self.name = name
-        self.port = port  # host port on 127.0.0.1 for the container's 8080, or the host port
-
-    def published_port(self) -> int:
-        """The host port Docker picked for 8080 (picked anew at each restart)."""
-        mapping = docker("port", self.name, "8080/tcp").stdout.split()[0]  # 127.0.0.1:49153
-        return int(mapping.rsplit(":", 1)[1])
-
-    def inspect(self, fmt: str) -> str:
-        return docker("inspect", "-f", fmt, self.name).stdout.strip()
-
-    def running(self) -> bool:
-        return self.inspect("{{.State.Running}}") == "true"
-
-    def logs(self) -> str:
-        proc = docker("logs", self.name, check=False)
-        return proc.stdout + proc.stderr
-
-    def get(self, path: str, timeout: float = 10) -> Answer:
-        return request(self.port, path, timeout=timeout)
-
-    def alive(self) -> bool:
-        """Running, or about to be restarted by its restart policy."""
-        return self.running() or self.inspect("{{.HostConfig.RestartPolicy.Name}}") not in (
-            "",
-            "no",
-        )
-
-    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        """Poll GET /alwaysok until it answers 200; fail early if the container dies."""
-        try:
-            wait_for_200(self.port, alive=self.alive, timeout=timeout, interval=0.1)
-        except NotServing as err:
-            pytest.fail(
-                f"{err} (exit code {self.inspect('{{.State.ExitCode}}')}):\n{self.logs()}",
-                pytrace=False,
-            )
-
-    def wait_exit(self, timeout: float = 15) -> int:
-        """Block until the container stops; its exit code."""
-        return int(docker("wait", self.name, timeout=timeout).stdout.strip())
-
-
 @pytest.fixture
 def start(image):
-    """start(*docker_run_args, publish=True) -> Container, removed at teardown."""
-    names: list[str] = []
-
-    def _start(*run_args: str, publish: bool = True, port: int | None = None) -> Container:
-        name = f"tinyapi-test-{uuid.uuid4().hex[:12]}"
-        names.append(name)  # before `run`: a container that failed to start is removed too
-        args = ["run", "-d", "--name", name]
-        if publish:
-            args += ["-p", "127.0.0.1::8080"]  # a free host port, chosen by Docker
-        docker(*args, *run_args, image)
-        c = Container(name, port)
-        if publish:
-            c.port = c.published_port()
-        return c
-
-    yield _start
-    for name in names:
-        # Shown with the test's output when it failed.
-        print(f"--- docker logs {name}\n{Container(name, None).logs()}")
-        docker("rm", "-f", name, check=False)
+    """start(*docker_run_args, publish=True, port=None) -> Container, removed at teardown
+    (its logs shown with a failed test's output)."""
+    containers = Containers(image)
+    yield containers.run
+    containers.close(show_logs=True)
 
 
 # --- endpoints ---------------------------------------------------------------------------------

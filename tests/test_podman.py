@@ -19,6 +19,7 @@ CI=true, where they fail.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import io
 import json
@@ -33,17 +34,15 @@ from pathlib import Path
 
 import pytest
 
+from harness.container import START_TIMEOUT, Container, Containers, podman
 from harness.docker import docker
-from harness.http import Answer, free_port, poll, request
+from harness.http import free_port, poll
 from harness.image import HARDENED_RUN as HARDENED
 from harness.image import NONROOT
 from harness.paths import ROOT
-from harness.serve import NotServing, wait_for_200
 from harness.testing import AS_ROOT, IS_ROOT, unavailable
 
 pytestmark = [pytest.mark.docker, pytest.mark.root]
-
-START_TIMEOUT = 30.0  # staticx unpacks to /tmp (at the first start) before Python starts
 
 
 def _ulimits() -> tuple[str, ...]:
@@ -59,42 +58,6 @@ def _ulimits() -> tuple[str, ...]:
 
 
 ULIMITS = _ulimits()
-
-
-def podman(
-    *args: str, user: str | None = None, check: bool = True, timeout: float = 60, stdin=None
-) -> subprocess.CompletedProcess:
-    """`podman ARGS`, as root or (user=) as that user with a login's HOME and nothing else."""
-    cmd, cwd = ["podman", *args], None
-    if user is not None:
-        home = pwd.getpwnam(user).pw_dir
-        cmd = [
-            "runuser",
-            "-u",
-            user,
-            "--",
-            "env",
-            "-i",
-            f"HOME={home}",
-            f"USER={user}",
-            "PATH=/usr/bin:/bin",
-            *cmd,
-        ]
-        cwd = home  # somewhere the user may be
-    proc = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=stdin is None,
-        timeout=timeout,
-        check=False,
-        cwd=cwd,
-        stdin=stdin,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
-        )
-    return proc
 
 
 @pytest.fixture(scope="module")
@@ -189,73 +152,32 @@ def rootless_image(rootless_user, image):
     return load_into_podman(image, user=rootless_user)
 
 
-class PodmanContainer:
-    def __init__(self, name: str, user: str | None, port: int):
-        self.name, self.user, self.port = name, user, port
-
-    def podman(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        return podman(*args, user=self.user, **kwargs)
-
-    def get(self, path: str, timeout: float = 10) -> Answer:
-        return request(self.port, path, timeout=timeout)
-
-    def logs(self) -> str:
-        proc = self.podman("logs", self.name, check=False)
-        return proc.stdout + proc.stderr
-
-    def running(self) -> bool:
-        return (
-            self.podman("inspect", "-f", "{{.State.Running}}", self.name).stdout.strip() == "true"
-        )
-
-    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        """Poll GET /alwaysok until it answers 200; fail early if the container dies."""
-        try:
-            wait_for_200(self.port, alive=self.running, timeout=timeout, interval=0.1)
-        except NotServing as err:
-            pytest.fail(f"{err}:\n{self.logs()}", pytrace=False)
-
-    def wait_exit(self, timeout: float = 15) -> int:
-        return int(self.podman("wait", self.name, timeout=timeout).stdout.strip())
-
+class PodmanContainer(Container):
     def processes(self) -> list[tuple[str, str, str]]:
         """(user in the container, user on the host, host pid) of every process."""
-        lines = self.podman("top", self.name, "user", "huser", "hpid").stdout.splitlines()[1:]
+        lines = self.engine("top", self.name, "user", "huser", "hpid").stdout.splitlines()[1:]
         return [tuple(line.split()) for line in lines]
 
 
 def _starter(user: str | None, image: str):
-    names: list[str] = []
+    """start(*podman_run_args, host_network=False) -> PodmanContainer, and what removes them."""
+    containers = Containers(
+        image,
+        engine=functools.partial(podman, user=user),
+        prefix="tinyapi-podman-test",
+        flags=ULIMITS,
+        kind=PodmanContainer,
+    )
 
     def start(*run_args: str, host_network: bool = False) -> PodmanContainer:
-        name = f"tinyapi-podman-test-{uuid.uuid4().hex[:12]}"
-        names.append(name)  # before `run`: a container that failed to start is removed too
-        port = free_port()
-        if host_network:  # the server binds the free port itself
-            net = [
-                "--network",
-                "host",
-                "-e",
-                "TINYAPI_SERVER_BIND_ADDRESS=127.0.0.1",
-                "-e",
-                f"TINYAPI_SERVER_BIND_PORT={port}",
-            ]
-        else:
-            net = ["-p", "127.0.0.1::8080"]  # a free host port, chosen by Podman
-        podman("run", "-d", "--name", name, *ULIMITS, *net, *run_args, image, user=user)
-        if not host_network:  # 127.0.0.1:40123
-            port = int(
-                podman("port", name, "8080/tcp", user=user).stdout.split()[0].rsplit(":", 1)[1]
-            )
-        return PodmanContainer(name, user, port)
+        if not host_network:
+            return containers.run(*run_args)
+        port = free_port()  # the server binds it itself
+        net = ["--network", "host", "-e", "TINYAPI_SERVER_BIND_ADDRESS=127.0.0.1"]
+        net += ["-e", f"TINYAPI_SERVER_BIND_PORT={port}"]
+        return containers.run(*net, *run_args, publish=False, port=port)
 
-    def remove() -> None:
-        for name in names:
-            c = PodmanContainer(name, user, 0)
-            print(f"--- podman logs {name}\n{c.logs()}")  # shown with a failed test's output
-            c.podman("rm", "-f", name, check=False)
-
-    return start, remove
+    return start, lambda: containers.close(show_logs=True)
 
 
 @pytest.fixture
@@ -337,9 +259,7 @@ def test_rootful_hardened_read_only_run_serves(rootful, user):
     assert health.status in (200, 503)
     assert [r["name"] for r in json.loads(health.body)] == ["healthcheck1", "healthcheck2"]
     assert {inside for inside, _, _ in c.processes()} == {user.split(":")[0]}
-    assert (
-        c.podman("inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", c.name).stdout.strip() == "true"
-    )
+    assert c.inspect("{{.HostConfig.ReadonlyRootfs}}") == "true"
     assert_panic_exits_1(c)
 
 
