@@ -73,8 +73,8 @@ def load_into_podman(image: str, user: str | None = None) -> str:
     name = f"tinyapi-podman-test-{uuid.uuid4().hex[:12]}:latest"
     docker("tag", image, name)
     try:
-        saved = subprocess.Popen(["docker", "save", name], stdout=subprocess.PIPE)
-        podman("load", "-q", user=user, stdin=saved.stdout, timeout=120)
+        with subprocess.Popen(["docker", "save", name], stdout=subprocess.PIPE) as saved:
+            podman("load", "-q", user=user, stdin=saved.stdout, timeout=120)
         assert saved.wait(timeout=60) == 0
     finally:
         docker("rmi", name, check=False)  # the tag only: the image stays
