@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 import harness.docker
+from harness.http import free_port
 from harness.image import NONROOT
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,13 +124,7 @@ def test_stack_resources_are_sized_from_the_measurements(service):
 
 # Swarm's state is read as it is, failures included: nothing here raises on a non-zero exit.
 docker = functools.partial(harness.docker.docker, check=False)
-
-
-def free_port() -> int:
-    """A port free on all addresses: host-mode publishing binds 0.0.0.0."""
-    with socket.socket() as s:
-        s.bind(("0.0.0.0", 0))
-        return s.getsockname()[1]
+ALL_ADDRESSES = "0.0.0.0"  # host-mode publishing binds the port on every address
 
 
 def swarm_state() -> str:
@@ -229,7 +224,7 @@ def finish(proc: subprocess.Popen, timeout: float = DEMO_TIMEOUT_S) -> tuple[int
 @pytest.mark.slow
 def test_demo_swarm_replaces_the_task_after_panic_chaosmonkey_and_a_hang(demo_run):
     began = time.monotonic()
-    proc, out_json, stack = demo_run("--port", str(free_port()))
+    proc, out_json, stack = demo_run("--port", str(free_port(ALL_ADDRESSES)))
     status, out = finish(proc)
     took = time.monotonic() - began
     result = json.loads(out_json.read_text())
@@ -288,7 +283,7 @@ def test_demo_swarm_replaces_the_task_after_panic_chaosmonkey_and_a_hang(demo_ru
 @pytest.mark.slow
 def test_demo_cleans_up_when_interrupted(demo_run):
     """SIGTERM (a CI time-out, Ctrl-C) mid-demo: it stops, and still removes everything."""
-    proc, out_json, stack = demo_run("--port", str(free_port()))
+    proc, out_json, stack = demo_run("--port", str(free_port(ALL_ADDRESSES)))
     seen = []
     for line in proc.stdout:  # wait until it is serving, then interrupt the first round
         seen.append(line)
@@ -309,7 +304,7 @@ def test_demo_cleans_up_when_interrupted(demo_run):
 def test_demo_cleans_up_when_interrupted_with_the_server_stopped(demo_run):
     """SIGTERM during round 3, while the server's processes are stopped: the cleanup lets them
     go on and removes everything."""
-    proc, out_json, stack = demo_run("--port", str(free_port()))
+    proc, out_json, stack = demo_run("--port", str(free_port(ALL_ADDRESSES)))
     seen = []
     for line in proc.stdout:
         seen.append(line)
