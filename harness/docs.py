@@ -1,6 +1,7 @@
-"""The reference tables of docs/ that come from code (or from the tests' docstrings), generated: `python -m harness.docs`
-(make docs) rewrites them in place, `python -m harness.docs --check` names the stale ones and
-exits 1 (tests/test_docs.py runs it). A table sits between two comment lines:
+"""The reference tables of docs/ that come from code (and the tests' docstrings), generated:
+`python -m harness.docs` (make docs) rewrites them in place, `python -m harness.docs --check`
+names the stale ones and exits 1 (tests/test_docs.py runs it). A table sits between two comment
+lines:
 
     <!-- generated: NAME (python -m harness.docs) -->
     ...

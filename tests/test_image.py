@@ -356,7 +356,7 @@ def test_image_holds_exactly_what_the_dockerfile_puts_there(image):
 
 def test_nothing_in_the_image_is_writable_but_tmp(image):
     """Every entry belongs to root and only /tmp is writable by anyone else: the container's
-    user (NONROOT, or any --user but 0) can write nowhere but /tmp."""
+    user (harness.image.NONROOT, or any --user but 0) can write nowhere but /tmp."""
     for path, (_kind, mode, uid, gid, _) in exported_files(image).items():
         assert (uid, gid) == (0, 0), path
         if path != "tmp":
