@@ -34,19 +34,23 @@ class DockerError(Exception):
 
 
 def docker(
-    *args: str, check: bool = True, timeout: float = 60, env: dict[str, str] | None = None
+    *args: str,
+    check: bool = True,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+    engine: str = "docker",
 ) -> subprocess.CompletedProcess:
-    """Run `docker ARGS` (in env, when given), text output; DockerError with stderr when check
-    and it fails."""
+    """Run `docker ARGS` (or `podman ARGS`: engine=, same words) in env when given, text
+    output; DockerError with stderr when check and it fails."""
     try:
         proc = subprocess.run(
-            ["docker", *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
+            [engine, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
         )
     except FileNotFoundError:
-        raise DockerError("no docker command on this machine") from None
+        raise DockerError(f"no {engine} command on this machine") from None
     if check and proc.returncode != 0:
         raise DockerError(
-            f"docker {' '.join(args)} exited {proc.returncode}:\n"
+            f"{engine} {' '.join(args)} exited {proc.returncode}:\n"
             f"{proc.stdout}{proc.stderr}".rstrip()
         )
     return proc
@@ -94,16 +98,21 @@ class Entry:
 
 
 def export_image(
-    image: str, read: tuple[str, ...] = (), label: str | None = None, prefix: str = "tinyapi-export"
+    image: str,
+    read: tuple[str, ...] = (),
+    label: str | None = None,
+    prefix: str = "tinyapi-export",
+    engine: str = "docker",
 ) -> tuple[list[Entry], dict[str, bytes]]:
     """The image's own entries (not what Docker adds to every container), and the bytes of the
-    files named in `read`. The container is created, never started, and removed at the end."""
+    files named in `read`. The container is created, never started, and removed at the end.
+    engine="podman": the same through Podman (which adds more: /etc/passwd, /etc/group)."""
     name = f"{prefix}-{uuid.uuid4().hex[:12]}"
-    docker("create", "--name", name, *(["--label", label] if label else []), image)
+    docker("create", "--name", name, *(["--label", label] if label else []), image, engine=engine)
     try:
         entries, contents = [], {}
         with (
-            subprocess.Popen(["docker", "export", name], stdout=subprocess.PIPE) as export,
+            subprocess.Popen([engine, "export", name], stdout=subprocess.PIPE) as export,
             tarfile.open(fileobj=export.stdout, mode="r|") as tar,
         ):
             for member in tar:
@@ -137,7 +146,7 @@ def export_image(
                     )
                 )
         if export.wait(60) != 0:
-            raise DockerError(f"docker export {name} exited {export.returncode}")
+            raise DockerError(f"{engine} export {name} exited {export.returncode}")
         return entries, contents
     finally:
-        docker("rm", "-f", name, check=False)
+        docker("rm", "-f", name, check=False, engine=engine)

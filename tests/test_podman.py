@@ -21,21 +21,19 @@ from __future__ import annotations
 
 import functools
 import http.client
-import io
 import json
 import os
 import pwd
 import resource
 import shutil
 import subprocess
-import tarfile
 import uuid
 from pathlib import Path
 
 import pytest
 
 from harness.container import START_TIMEOUT, Container, Containers, podman
-from harness.docker import docker
+from harness.docker import docker, export_image
 from harness.http import free_port, poll
 from harness.image import HARDENED_RUN as HARDENED
 from harness.image import NONROOT
@@ -278,19 +276,12 @@ ENGINE_ADDS = {
 
 def files_of(engine: str, image: str) -> dict[str, str]:
     """path -> mode of every entry of the image's one layer, as ENGINE exports a created container."""
-    name = f"tinyapi-podman-test-{uuid.uuid4().hex[:12]}"
-    subprocess.run([engine, "create", "--name", name, image], check=True, capture_output=True)
-    try:
-        tar = subprocess.run([engine, "export", name], check=True, capture_output=True).stdout
-    finally:
-        subprocess.run([engine, "rm", "-f", name], capture_output=True)
-    files = {}
-    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-        for member in archive:
-            path = member.name.strip("/").removeprefix("./")
-            if path.split("/")[0] in IMAGE_TOP and path not in ENGINE_ADDS:
-                files[path] = oct(member.mode & 0o7777)
-    return files
+    entries, _ = export_image(image, prefix="tinyapi-podman-test", engine=engine)
+    return {
+        e.path: oct(e.mode)
+        for e in entries
+        if e.path.split("/")[0] in IMAGE_TOP and e.path not in ENGINE_ADDS
+    }
 
 
 def image_config(engine: str, ref: str) -> dict:
