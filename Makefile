@@ -82,13 +82,13 @@ image-multiarch: ## both platforms' images in one OCI archive, dist/tinyapi.oci.
 	@IMAGE_NAME=$(IMAGE_NAME) VERSION=$(VERSION) docker/multiarch dist/tinyapi.oci.tar
 
 inspect: image venv ## print every file of the image, its user, entrypoint, bundled libraries, size
-	@$(PY) docker/inspect-image $(IMAGE_NAME):latest
+	@$(PY) docker/inspect-image.py $(IMAGE_NAME):latest
 
 verify-reproducible: ## build HEAD twice in new clones and venvs; the binary and image layers must match
 	docker/verify-reproducible
 
 tour: venv ## "a container is just a process", live and checked, on IMAGE_NAME (PORT=8080, TOUR_ARGS=--no-pause)
-	$(PY) -P docker/tour --image $(IMAGE_NAME) --port $(or $(PORT),8080) $(TOUR_ARGS)
+	$(PY) -P docker/tour.py --image $(IMAGE_NAME) --port $(or $(PORT),8080) $(TOUR_ARGS)
 
 # --- the benchmarks: bench/ -----------------------------------------------------------------------
 bench: venv ## measure size, start-up, memory, throughput, build time (~6 min) -> bench/results/latest.md
@@ -102,4 +102,4 @@ soak: image venv ## 60 s of wrk at saturation on the container: no error, no non
 
 # --- the deployments: deploy/ ---------------------------------------------------------------------
 demo-swarm: image venv ## Swarm self-healing: deploy deploy/swarm/stack.yml, /panic, /chaosmonkey, a SIGSTOPped server (as root), cleanup (TINYAPI_PORT=8080)
-	$(PY) deploy/swarm/demo
+	$(PY) deploy/swarm/demo.py

@@ -1,7 +1,9 @@
 """tinyapi's benchmarks: `make bench` (python -m bench) and `make soak` (python -m bench.soak).
 
   __main__      the run: sections in order, results written, targets printed
-  lib           the library the other programs use (soak, docker/inspect-image)
+  lib           the library the other programs use: commands, timing, a tinyapi timed to its 200
+  baselines     the images tinyapi's is measured against: busybox httpd, the server from source
+  preflight     what a run needs first: root, wrk, a Docker engine
   article       the article's table of base images, and the Go original
   sizes         the image, the binary, and what is inside the binary
   startup       start to first 200, on the host and with `docker run`

@@ -46,7 +46,8 @@ import time
 
 from bench.build import bench_build
 from bench.chart import chart
-from bench.lib import LABEL, REPO, RESULTS, BenchError, preflight, run, say
+from bench.lib import LABEL, REPO, RESULTS, BenchError, run, say
+from bench.preflight import preflight
 from bench.probe import bench_probe
 from bench.report import to_markdown
 from bench.sizes import bench_sizes

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import statistics
@@ -10,6 +9,7 @@ import tempfile
 import time
 
 from bench.lib import BINARY, REPO, BenchError, run, say, stats
+from harness.digest import sha256
 from harness.epoch import source_date_epoch
 
 BUILD_INPUTS = [
@@ -25,11 +25,6 @@ BUILD_INPUTS = [
     for f in sorted(os.listdir(os.path.join(REPO, "build", "patches", "staticx")))
     if f.endswith(".patch")
 ]
-
-
-def sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def bench_build(results: dict, runs: int, clean_runs: int) -> None:

@@ -190,7 +190,7 @@ def to_markdown(r: dict) -> str:
             "",
             "| what | median (min - max) |",
             "|---|---:|",
-            f"| clean (no build/work, no dist), {len(b['clean_s']['runs'])} runs | {ms(b['clean_s'], 1, 1)} |",
+            f"| clean (no dist: no PyInstaller work dir, no bootloader), {len(b['clean_s']['runs'])} runs | {ms(b['clean_s'], 1, 1)} |",
             f"| nothing changed, {len(b['nochange_s']['runs'])} runs | {ms(b['nochange_s'], 1, 2)} |",
             "",
             f"Reproducible: {'yes' if b['reproducible'] else '**no**'}: the clean builds gave "

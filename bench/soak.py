@@ -16,10 +16,11 @@ import argparse
 import sys
 import time
 
-from bench.lib import IMAGE, BenchError, container, preflight, say
+from bench.lib import IMAGE, BenchError, container, say
 from bench.memory import container_memory, idle_memory
+from bench.preflight import preflight
 from bench.wrk import wrk
-from harness.docker import container_running
+from harness.docker import DockerError, container_running
 
 WARM_UP_SECONDS = 5
 CONNECTIONS = 64  # twice the bench's 32: past saturation for 2 workers x 4 threads
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
     try:
         preflight({"memory"})
         f, failures = soak(args.image, args.seconds)
-    except BenchError as err:
+    except (BenchError, DockerError) as err:  # DockerError: `docker run` refused
         print(f"soak: {err}", file=sys.stderr)
         return 2
     print(

@@ -11,12 +11,14 @@ import subprocess
 import tempfile
 import time
 
-from bench.lib import (
+from bench.baselines import (
     BASELINE_IMAGE,
-    BINARY,
     SOURCE_IMAGE,
     build_baseline_image,
     build_source_image,
+)
+from bench.lib import (
+    BINARY,
     container,
     host_commands,
     interleaved,

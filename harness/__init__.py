@@ -8,6 +8,7 @@ binary (build/tinyapi.spec freezes the tinyapi package only).
   serve     start tinyapi and wait for its first 200; stop it and everything it forked
   emptyroot the binary run as a FROM scratch image runs it: a root holding only it
   docker    `docker ...`, and the files of an image (export of a created container)
+  container the image run on a published port, waited for until its first 200 (docker, podman)
   image     what the image holds, file by file, its user, and its size limit
   digest    the sha256 of a file
   testing   what the tests share that is not a fixture: skip-or-fail, environments

@@ -33,17 +33,24 @@ class DockerError(Exception):
     """`docker ...` failed (or there is no docker): the message says which, with its stderr."""
 
 
-def docker(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run `docker ARGS`, text output; DockerError with stderr when check and it fails."""
+def docker(
+    *args: str,
+    check: bool = True,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+    engine: str = "docker",
+) -> subprocess.CompletedProcess:
+    """Run `docker ARGS` (or `podman ARGS`: engine=, same words) in env when given, text
+    output; DockerError with stderr when check and it fails."""
     try:
         proc = subprocess.run(
-            ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+            [engine, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
         )
     except FileNotFoundError:
-        raise DockerError("no docker command on this machine") from None
+        raise DockerError(f"no {engine} command on this machine") from None
     if check and proc.returncode != 0:
         raise DockerError(
-            f"docker {' '.join(args)} exited {proc.returncode}:\n"
+            f"{engine} {' '.join(args)} exited {proc.returncode}:\n"
             f"{proc.stdout}{proc.stderr}".rstrip()
         )
     return proc
@@ -91,16 +98,23 @@ class Entry:
 
 
 def export_image(
-    image: str, read: tuple[str, ...] = (), label: str | None = None, prefix: str = "tinyapi-export"
+    image: str,
+    read: tuple[str, ...] = (),
+    label: str | None = None,
+    prefix: str = "tinyapi-export",
+    engine: str = "docker",
 ) -> tuple[list[Entry], dict[str, bytes]]:
     """The image's own entries (not what Docker adds to every container), and the bytes of the
-    files named in `read`. The container is created, never started, and removed at the end."""
+    files named in `read`. The container is created, never started, and removed at the end.
+    engine="podman": the same through Podman (which adds more: /etc/passwd, /etc/group)."""
     name = f"{prefix}-{uuid.uuid4().hex[:12]}"
-    docker("create", "--name", name, *(["--label", label] if label else []), image)
+    docker("create", "--name", name, *(["--label", label] if label else []), image, engine=engine)
     try:
-        export = subprocess.Popen(["docker", "export", name], stdout=subprocess.PIPE)
         entries, contents = [], {}
-        with tarfile.open(fileobj=export.stdout, mode="r|") as tar:
+        with (
+            subprocess.Popen([engine, "export", name], stdout=subprocess.PIPE) as export,
+            tarfile.open(fileobj=export.stdout, mode="r|") as tar,
+        ):
             for member in tar:
                 path = member.name.strip("/").removeprefix("./")
                 if not path or path in DOCKER_ADDS or path.split("/")[0] in DOCKER_ADDS:
@@ -132,7 +146,7 @@ def export_image(
                     )
                 )
         if export.wait(60) != 0:
-            raise DockerError(f"docker export {name} exited {export.returncode}")
+            raise DockerError(f"{engine} export {name} exited {export.returncode}")
         return entries, contents
     finally:
-        docker("rm", "-f", name, check=False)
+        docker("rm", "-f", name, check=False, engine=engine)

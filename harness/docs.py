@@ -1,6 +1,7 @@
-"""The reference tables of docs/ that come from code, generated: `python -m harness.docs`
-(make docs) rewrites them in place, `python -m harness.docs --check` names the stale ones and
-exits 1 (tests/test_docs.py runs it). A table sits between two comment lines:
+"""The reference tables of docs/ that come from code (and the tests' docstrings), generated:
+`python -m harness.docs` (make docs) rewrites them in place, `python -m harness.docs --check`
+names the stale ones and exits 1 (tests/test_docs.py runs it). A table sits between two comment
+lines:
 
     <!-- generated: NAME (python -m harness.docs) -->
     ...
@@ -10,6 +11,7 @@ exits 1 (tests/test_docs.py runs it). A table sits between two comment lines:
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import sys
 import tomllib
@@ -69,6 +71,18 @@ def test_markers() -> str:
     return "\n".join(rows)
 
 
+def test_files() -> str:
+    """Each tests/test_*.py with the first paragraph of its module docstring."""
+    rows = ["| file | what it tests |", "|---|---|"]
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text()))
+        if not doc:
+            raise LookupError(f"tests/{path.name} has no module docstring to say what it tests")
+        first = " ".join(doc.split("\n\n")[0].split())
+        rows.append(f"| `tests/{path.name}` | {first.replace('|', '/')} |")
+    return "\n".join(rows)
+
+
 def make_targets() -> str:
     """The Makefile's targets with their `## ` help, grouped as the Makefile groups them."""
     rows = ["| target | what it does |", "|---|---|"]
@@ -84,6 +98,7 @@ TABLES = {
     ("docs/configuration.md", "config-keys"): config_keys,
     ("docs/image.md", "image-files"): image_files,
     ("docs/testing.md", "test-markers"): test_markers,
+    ("docs/testing.md", "test-files"): test_files,
     ("docs/README.md", "make-targets"): make_targets,
 }
 

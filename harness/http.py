@@ -8,10 +8,11 @@ import time
 from dataclasses import dataclass
 
 
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that nothing listens on (the kernel's pick)."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port of host that nothing listens on (the kernel's pick); host "0.0.0.0": one
+    free on every address, as host-mode publishing binds it."""
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((host, 0))
         return probe.getsockname()[1]
 
 

@@ -1,8 +1,8 @@
-"""The gunicorn internals tinyapi relies on, by name: tinyapi.server and tinyapi.worker lean on
-gunicorn beyond its documented BaseApplication (load_config, load) and settings. An upgrade
-that renames, moves or stops calling one of them fails here with its name, instead of
-tinyapi silently losing what it built on it (a renamed _keepalive_after would just never be
-called again: bodies drained for 5 s in a pool thread, slow clients holding threads).
+"""The gunicorn internals tinyapi relies on, by name: tinyapi.server, tinyapi.worker and
+tinyapi.refusals lean on gunicorn beyond its documented BaseApplication (load_config, load) and
+settings. An upgrade that renames, moves or stops calling one of them fails here with its name,
+instead of tinyapi silently losing what it built on it (a renamed _keepalive_after would just
+never be called again: bodies drained for 5 s in a pool thread, slow clients holding threads).
 
 pyproject.toml pins gunicorn to the minor version this was checked against; moving the pin
 means going through this file."""
@@ -19,7 +19,7 @@ import pytest
 from gunicorn.http.parser import RequestParser
 from packaging.requirements import Requirement
 
-from tinyapi import server, worker
+from tinyapi import refusals, server, worker
 from tinyapi.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,7 +102,7 @@ NAMES = {
             "LimitRequestLine",
             "UnsupportedTransferCoding",
         )
-    },  # worker.refusal
+    },  # refusals.refusal
 }
 
 
@@ -196,11 +196,11 @@ def test_settings_tinyapi_sets_exist():
         "logger_class",
     ):
         assert name in app.cfg.settings, f"gunicorn has no {name} setting any more"
-    assert app.cfg.pre_request is worker.check_request
+    assert app.cfg.pre_request is refusals.check_request
     assert app.cfg.casefold_http_method is False  # `get` must stay `get`
 
 
-# --- what gunicorn's parser raises, as worker.refusal reads it -------------------------------
+# --- what gunicorn's parser raises, as refusals.refusal reads it -----------------------------
 # Each row: a request head -> the status line tinyapi answers, or None: parsed, for the app.
 OK = None
 PARSER_VERDICTS = {
@@ -257,9 +257,9 @@ def cfg():
 def test_parser_verdict(cfg, head):
     try:
         req = next(RequestParser(cfg, [head], ("127.0.0.1", 1)))
-        worker.check_request(None, req)
+        refusals.check_request(None, req)
     except Exception as exc:  # noqa: BLE001  (what the worker's handle() catches)
-        answer = worker.refusal(exc)
+        answer = refusals.refusal(exc)
         assert answer is not None, f"{exc!r} would be a 500"
         status_line = answer.wire().split(b"\r\n")[0].decode()
         assert status_line == f"HTTP/1.1 {PARSER_VERDICTS[head]}", repr(exc)

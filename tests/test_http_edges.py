@@ -14,15 +14,14 @@ carry gunicorn's framing, which differs from Go's and is not marked row by row: 
 from __future__ import annotations
 
 import socket
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from harness.docker import container_running, docker
+from harness.container import Containers
 from harness.http import free_port
-from harness.serve import Process, server_env, source_command, wait_for_200
+from harness.serve import Process, server_env, source_command
 
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json; charset=UTF-8"
@@ -381,34 +380,6 @@ def split(answer: bytes) -> tuple[bytes, str, tuple[str, ...], bytes]:
 # --- the three servers ---------------------------------------------------------------------------
 
 
-class Container:
-    """The image, its 8080 published on a free port of 127.0.0.1."""
-
-    def __init__(self, image: str):
-        self.name = f"tinyapi-edges-{uuid.uuid4().hex[:12]}"
-        self.port = free_port()
-        docker(
-            "run",
-            "-d",
-            "--name",
-            self.name,
-            "-p",
-            f"127.0.0.1:{self.port}:8080",
-            "-e",
-            "TINYAPI_CHAOS_ENABLED=false",
-            image,
-        )
-
-    def wait_ready(self) -> Container:
-        wait_for_200(
-            self.port, timeout=30, interval=0.05, alive=lambda: container_running(self.name)
-        )
-        return self
-
-    def stop(self) -> None:
-        docker("rm", "-f", self.name, check=False)
-
-
 @pytest.fixture(
     scope="module",
     params=[
@@ -421,11 +392,13 @@ def server_port(request, tmp_path_factory):
     """The port of a running tinyapi: from source, the frozen binary, or the image."""
     kind = request.param
     if kind == "image":
-        container = Container(request.getfixturevalue("image"))
+        containers = Containers(request.getfixturevalue("image"), prefix="tinyapi-edges")
         try:
-            yield container.wait_ready().port
+            container = containers.run("-e", "TINYAPI_CHAOS_ENABLED=false")
+            container.wait_ready()
+            yield container.port
         finally:
-            container.stop()
+            containers.close()
         return
     command = [str(request.getfixturevalue("binary"))] if kind == "binary" else source_command()
     port = free_port()

@@ -10,7 +10,6 @@ No Docker engine answering: the tests skip, except under CI=true, where they fai
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import http.server
 import json
@@ -19,93 +18,30 @@ import re
 import signal
 import ssl
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
 
 from harness import image as image_spec
+from harness.container import START_TIMEOUT, Container, Containers
+from harness.digest import sha256
 from harness.docker import docker, export_image
-from harness.http import Answer, free_port, poll, request
+from harness.http import free_port, poll
+from harness.image import NONROOT
 from harness.paths import IMAGE_NAME
 from harness.paths import ROOT as REPO
-from harness.serve import NotServing, wait_for_200
 from harness.testing import signals_in
-
-START_TIMEOUT = 30.0  # staticx unpacks to /tmp (at the first start) before Python starts
 
 pytestmark = pytest.mark.docker
 
 
-class Container:
-    """A container started by the `start` fixture."""
-
-    def __init__(self, name: str, port: int | None):
-        self.name = name
-        self.port = port  # host port on 127.0.0.1 for the container's 8080, or the host port
-
-    def published_port(self) -> int:
-        """The host port Docker picked for 8080 (picked anew at each restart)."""
-        mapping = docker("port", self.name, "8080/tcp").stdout.split()[0]  # 127.0.0.1:49153
-        return int(mapping.rsplit(":", 1)[1])
-
-    def inspect(self, fmt: str) -> str:
-        return docker("inspect", "-f", fmt, self.name).stdout.strip()
-
-    def running(self) -> bool:
-        return self.inspect("{{.State.Running}}") == "true"
-
-    def logs(self) -> str:
-        proc = docker("logs", self.name, check=False)
-        return proc.stdout + proc.stderr
-
-    def get(self, path: str, timeout: float = 10) -> Answer:
-        return request(self.port, path, timeout=timeout)
-
-    def alive(self) -> bool:
-        """Running, or about to be restarted by its restart policy."""
-        return self.running() or self.inspect("{{.HostConfig.RestartPolicy.Name}}") not in (
-            "",
-            "no",
-        )
-
-    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        """Poll GET /alwaysok until it answers 200; fail early if the container dies."""
-        try:
-            wait_for_200(self.port, alive=self.alive, timeout=timeout, interval=0.1)
-        except NotServing as err:
-            pytest.fail(
-                f"{err} (exit code {self.inspect('{{.State.ExitCode}}')}):\n{self.logs()}",
-                pytrace=False,
-            )
-
-    def wait_exit(self, timeout: float = 15) -> int:
-        """Block until the container stops; its exit code."""
-        return int(docker("wait", self.name, timeout=timeout).stdout.strip())
-
-
 @pytest.fixture
 def start(image):
-    """start(*docker_run_args, publish=True) -> Container, removed at teardown."""
-    names: list[str] = []
-
-    def _start(*run_args: str, publish: bool = True, port: int | None = None) -> Container:
-        name = f"tinyapi-test-{uuid.uuid4().hex[:12]}"
-        names.append(name)  # before `run`: a container that failed to start is removed too
-        args = ["run", "-d", "--name", name]
-        if publish:
-            args += ["-p", "127.0.0.1::8080"]  # a free host port, chosen by Docker
-        docker(*args, *run_args, image)
-        c = Container(name, port)
-        if publish:
-            c.port = c.published_port()
-        return c
-
-    yield _start
-    for name in names:
-        # Shown with the test's output when it failed.
-        print(f"--- docker logs {name}\n{Container(name, None).logs()}")
-        docker("rm", "-f", name, check=False)
+    """start(*docker_run_args, publish=True, port=None) -> Container, removed at teardown
+    (its logs shown with a failed test's output)."""
+    containers = Containers(image)
+    yield containers.run
+    containers.close(show_logs=True)
 
 
 # --- endpoints ---------------------------------------------------------------------------------
@@ -226,13 +162,13 @@ def process_uids(c: Container) -> set[str]:
 def test_runs_as_nonroot_by_default(start):
     c = start()
     c.wait_ready()
-    assert process_uids(c) == {"65532"}
+    assert process_uids(c) == {str(NONROOT)}
 
 
 HARDENED = image_spec.HARDENED_RUN  # docs/security.md's hardened run
 
 
-@pytest.mark.parametrize("user", ["12345:12345", "65532:65532", "1:1"])
+@pytest.mark.parametrize("user", ["12345:12345", f"{NONROOT}:{NONROOT}", "1:1"])
 def test_hardened_run_serves_every_endpoint(start, user):
     c = start(*HARDENED, "--user", user, "-e", "TINYAPI_HEALTHCHECK_TIMEOUT=2")
     c.wait_ready()
@@ -374,7 +310,7 @@ def test_sigkill_and_start_five_times_leave_one_unpacked_copy(start):
     c = start()
     c.wait_ready()
     first = unpacked(c)
-    assert len(first) == 1 and first[0].startswith("/tmp/staticx-65532-"), first
+    assert len(first) == 1 and first[0].startswith(f"/tmp/staticx-{NONROOT}-"), first
     for _ in range(5):
         docker("kill", "-s", "KILL", c.name)
         assert c.wait_exit() == 137
@@ -403,10 +339,6 @@ def exported_files(image: str) -> dict[str, tuple[str, int, int, int, str | None
     return {e.path: (e.kind, e.mode, e.uid, e.gid, e.sha256) for e in entries}
 
 
-def sha256_of(path: Path | str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def test_image_holds_exactly_what_the_dockerfile_puts_there(image):
     files = exported_files(image)
     assert {p: (kind, oct(mode)) for p, (kind, mode, *_rest) in files.items()} == {
@@ -415,7 +347,7 @@ def test_image_holds_exactly_what_the_dockerfile_puts_there(image):
     assert {(uid, gid) for _, _, uid, gid, _ in files.values()} == {(0, 0)}
     # ... the config is the repo's, and the SBOM describes the very binary beside it (both made
     # in the builder stage).
-    assert files["etc/tinyapi/config.yml"][4] == sha256_of(REPO / "config.yml")
+    assert files["etc/tinyapi/config.yml"][4] == sha256(REPO / "config.yml")
     _, contents = export_image(image, read=("sbom.cdx.json",), prefix="tinyapi-test")
     subject = json.loads(contents["sbom.cdx.json"])["metadata"]["component"]
     assert subject["hashes"] == [{"alg": "SHA-256", "content": files["bin/tinyapi"][4]}]
@@ -423,7 +355,7 @@ def test_image_holds_exactly_what_the_dockerfile_puts_there(image):
 
 def test_nothing_in_the_image_is_writable_but_tmp(image):
     """Every entry belongs to root and only /tmp is writable by anyone else: the container's
-    user (65532, or any --user but 0) can write nowhere but /tmp."""
+    user (harness.image.NONROOT, or any --user but 0) can write nowhere but /tmp."""
     for path, (_kind, mode, uid, gid, _) in exported_files(image).items():
         assert (uid, gid) == (0, 0), path
         if path != "tmp":
@@ -438,7 +370,7 @@ def test_image_size_within_the_limit(image):
 
 def test_image_config(image):
     config = json.loads(docker("image", "inspect", "-f", "{{json .Config}}", image).stdout)
-    assert config["User"] == "65532:65532"
+    assert config["User"] == f"{NONROOT}:{NONROOT}"
     assert config["Entrypoint"] == ["/bin/tinyapi"]
     assert not config.get("Cmd")
     assert set(config["ExposedPorts"]) == {"8080/tcp"}

@@ -26,6 +26,7 @@ import kubernetes_validate.utils
 import pytest
 import yaml
 
+from harness.image import NONROOT
 from tinyapi import __version__
 
 REPO = Path(__file__).resolve().parent.parent
@@ -148,14 +149,14 @@ def test_image_is_this_version(deployment, container):
     )
 
 
-def test_pod_runs_as_nonroot_65532_with_runtime_default_seccomp(pod, container):
+def test_pod_runs_as_nonroot_with_runtime_default_seccomp(pod, container):
     for where, ctx in (
         ("pod", pod["securityContext"]),
         ("container", container["securityContext"]),
     ):
         assert ctx["runAsNonRoot"] is True, where
-        assert ctx["runAsUser"] == 65532, where
-        assert ctx["runAsGroup"] == 65532, where
+        assert ctx["runAsUser"] == NONROOT, where
+        assert ctx["runAsGroup"] == NONROOT, where
         assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}, where
 
 

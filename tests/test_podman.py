@@ -19,30 +19,28 @@ CI=true, where they fail.
 
 from __future__ import annotations
 
+import functools
 import http.client
-import io
 import json
 import os
 import pwd
 import resource
 import shutil
 import subprocess
-import tarfile
 import uuid
 from pathlib import Path
 
 import pytest
 
-from harness.docker import docker
-from harness.http import Answer, free_port, poll, request
+from harness.container import START_TIMEOUT, Container, Containers, podman
+from harness.docker import docker, export_image
+from harness.http import free_port, poll
 from harness.image import HARDENED_RUN as HARDENED
+from harness.image import NONROOT
 from harness.paths import ROOT
-from harness.serve import NotServing, wait_for_200
 from harness.testing import AS_ROOT, IS_ROOT, unavailable
 
 pytestmark = [pytest.mark.docker, pytest.mark.root]
-
-START_TIMEOUT = 30.0  # staticx unpacks to /tmp (at the first start) before Python starts
 
 
 def _ulimits() -> tuple[str, ...]:
@@ -60,42 +58,6 @@ def _ulimits() -> tuple[str, ...]:
 ULIMITS = _ulimits()
 
 
-def podman(
-    *args: str, user: str | None = None, check: bool = True, timeout: float = 60, stdin=None
-) -> subprocess.CompletedProcess:
-    """`podman ARGS`, as root or (user=) as that user with a login's HOME and nothing else."""
-    cmd, cwd = ["podman", *args], None
-    if user is not None:
-        home = pwd.getpwnam(user).pw_dir
-        cmd = [
-            "runuser",
-            "-u",
-            user,
-            "--",
-            "env",
-            "-i",
-            f"HOME={home}",
-            f"USER={user}",
-            "PATH=/usr/bin:/bin",
-            *cmd,
-        ]
-        cwd = home  # somewhere the user may be
-    proc = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=stdin is None,
-        timeout=timeout,
-        check=False,
-        cwd=cwd,
-        stdin=stdin,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
-        )
-    return proc
-
-
 @pytest.fixture(scope="module")
 def podman_ready():
     if not IS_ROOT:
@@ -109,8 +71,8 @@ def load_into_podman(image: str, user: str | None = None) -> str:
     name = f"tinyapi-podman-test-{uuid.uuid4().hex[:12]}:latest"
     docker("tag", image, name)
     try:
-        saved = subprocess.Popen(["docker", "save", name], stdout=subprocess.PIPE)
-        podman("load", "-q", user=user, stdin=saved.stdout, timeout=120)
+        with subprocess.Popen(["docker", "save", name], stdout=subprocess.PIPE) as saved:
+            podman("load", "-q", user=user, stdin=saved.stdout, timeout=120)
         assert saved.wait(timeout=60) == 0
     finally:
         docker("rmi", name, check=False)  # the tag only: the image stays
@@ -188,73 +150,32 @@ def rootless_image(rootless_user, image):
     return load_into_podman(image, user=rootless_user)
 
 
-class PodmanContainer:
-    def __init__(self, name: str, user: str | None, port: int):
-        self.name, self.user, self.port = name, user, port
-
-    def podman(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        return podman(*args, user=self.user, **kwargs)
-
-    def get(self, path: str, timeout: float = 10) -> Answer:
-        return request(self.port, path, timeout=timeout)
-
-    def logs(self) -> str:
-        proc = self.podman("logs", self.name, check=False)
-        return proc.stdout + proc.stderr
-
-    def running(self) -> bool:
-        return (
-            self.podman("inspect", "-f", "{{.State.Running}}", self.name).stdout.strip() == "true"
-        )
-
-    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        """Poll GET /alwaysok until it answers 200; fail early if the container dies."""
-        try:
-            wait_for_200(self.port, alive=self.running, timeout=timeout, interval=0.1)
-        except NotServing as err:
-            pytest.fail(f"{err}:\n{self.logs()}", pytrace=False)
-
-    def wait_exit(self, timeout: float = 15) -> int:
-        return int(self.podman("wait", self.name, timeout=timeout).stdout.strip())
-
+class PodmanContainer(Container):
     def processes(self) -> list[tuple[str, str, str]]:
         """(user in the container, user on the host, host pid) of every process."""
-        lines = self.podman("top", self.name, "user", "huser", "hpid").stdout.splitlines()[1:]
+        lines = self.engine("top", self.name, "user", "huser", "hpid").stdout.splitlines()[1:]
         return [tuple(line.split()) for line in lines]
 
 
 def _starter(user: str | None, image: str):
-    names: list[str] = []
+    """start(*podman_run_args, host_network=False) -> PodmanContainer, and what removes them."""
+    containers = Containers(
+        image,
+        engine=functools.partial(podman, user=user),
+        prefix="tinyapi-podman-test",
+        flags=ULIMITS,
+        kind=PodmanContainer,
+    )
 
     def start(*run_args: str, host_network: bool = False) -> PodmanContainer:
-        name = f"tinyapi-podman-test-{uuid.uuid4().hex[:12]}"
-        names.append(name)  # before `run`: a container that failed to start is removed too
-        port = free_port()
-        if host_network:  # the server binds the free port itself
-            net = [
-                "--network",
-                "host",
-                "-e",
-                "TINYAPI_SERVER_BIND_ADDRESS=127.0.0.1",
-                "-e",
-                f"TINYAPI_SERVER_BIND_PORT={port}",
-            ]
-        else:
-            net = ["-p", "127.0.0.1::8080"]  # a free host port, chosen by Podman
-        podman("run", "-d", "--name", name, *ULIMITS, *net, *run_args, image, user=user)
-        if not host_network:  # 127.0.0.1:40123
-            port = int(
-                podman("port", name, "8080/tcp", user=user).stdout.split()[0].rsplit(":", 1)[1]
-            )
-        return PodmanContainer(name, user, port)
+        if not host_network:
+            return containers.run(*run_args)
+        port = free_port()  # the server binds it itself
+        net = ["--network", "host", "-e", "TINYAPI_SERVER_BIND_ADDRESS=127.0.0.1"]
+        net += ["-e", f"TINYAPI_SERVER_BIND_PORT={port}"]
+        return containers.run(*net, *run_args, publish=False, port=port)
 
-    def remove() -> None:
-        for name in names:
-            c = PodmanContainer(name, user, 0)
-            print(f"--- podman logs {name}\n{c.logs()}")  # shown with a failed test's output
-            c.podman("rm", "-f", name, check=False)
-
-    return start, remove
+    return start, lambda: containers.close(show_logs=True)
 
 
 @pytest.fixture
@@ -317,7 +238,7 @@ def test_rootful_runs_as_the_images_numeric_user(rootful):
         START_TIMEOUT,
         what="the master and two workers",
     )
-    assert {(inside, host) for inside, host, _ in procs} == {("65532", "65532")}, procs
+    assert {(inside, host) for inside, host, _ in procs} == {(str(NONROOT), str(NONROOT))}, procs
 
 
 @pytest.mark.parametrize("flags", [(), HARDENED], ids=["plain", "hardened"])
@@ -327,7 +248,7 @@ def test_rootful_no_process_has_capabilities(rootful, flags):
     assert cap_eff(pid for _, _, pid in c.processes()) == {"0000000000000000"}
 
 
-@pytest.mark.parametrize("user", ["12345:12345", "65532:65532"])
+@pytest.mark.parametrize("user", ["12345:12345", f"{NONROOT}:{NONROOT}"])
 def test_rootful_hardened_read_only_run_serves(rootful, user):
     c = rootful(*HARDENED, "--user", user, "-e", "TINYAPI_HEALTHCHECK_TIMEOUT=2")
     c.wait_ready()
@@ -336,9 +257,7 @@ def test_rootful_hardened_read_only_run_serves(rootful, user):
     assert health.status in (200, 503)
     assert [r["name"] for r in json.loads(health.body)] == ["healthcheck1", "healthcheck2"]
     assert {inside for inside, _, _ in c.processes()} == {user.split(":")[0]}
-    assert (
-        c.podman("inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", c.name).stdout.strip() == "true"
-    )
+    assert c.inspect("{{.HostConfig.ReadonlyRootfs}}") == "true"
     assert_panic_exits_1(c)
 
 
@@ -357,19 +276,12 @@ ENGINE_ADDS = {
 
 def files_of(engine: str, image: str) -> dict[str, str]:
     """path -> mode of every entry of the image's one layer, as ENGINE exports a created container."""
-    name = f"tinyapi-podman-test-{uuid.uuid4().hex[:12]}"
-    subprocess.run([engine, "create", "--name", name, image], check=True, capture_output=True)
-    try:
-        tar = subprocess.run([engine, "export", name], check=True, capture_output=True).stdout
-    finally:
-        subprocess.run([engine, "rm", "-f", name], capture_output=True)
-    files = {}
-    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-        for member in archive:
-            path = member.name.strip("/").removeprefix("./")
-            if path.split("/")[0] in IMAGE_TOP and path not in ENGINE_ADDS:
-                files[path] = oct(member.mode & 0o7777)
-    return files
+    entries, _ = export_image(image, prefix="tinyapi-podman-test", engine=engine)
+    return {
+        e.path: oct(e.mode)
+        for e in entries
+        if e.path.split("/")[0] in IMAGE_TOP and e.path not in ENGINE_ADDS
+    }
 
 
 def image_config(engine: str, ref: str) -> dict:
@@ -414,11 +326,11 @@ def test_rootless_serves_as_an_unprivileged_host_user(rootless, rootless_user):
     c.wait_ready()
     assert c.get("/alwaysok").body == b'{ "status": "OK" }'
     procs = c.processes()
-    assert {inside for inside, _, _ in procs} == {"65532"}, procs
+    assert {inside for inside, _, _ in procs} == {str(NONROOT)}, procs
     # 65532 in the container is a subordinate id of the user on the host: neither root nor 65532.
     # (The user's own uid is the container's 0; its subordinate ids from `first` are 1, 2, ...)
     first, _count = subordinate_ids("/etc/subuid", rootless_user)
-    assert {os.stat(f"/proc/{pid}").st_uid for _, _, pid in procs} == {first + 65532 - 1}
+    assert {os.stat(f"/proc/{pid}").st_uid for _, _, pid in procs} == {first + NONROOT - 1}
 
 
 def test_rootless_panic_exits_1(rootless):

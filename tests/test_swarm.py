@@ -1,6 +1,6 @@
 """deploy/swarm/: the stack file's hardening, and the self-healing demo on a real Docker Swarm.
 
-The demo (deploy/swarm/demo, what `make demo-swarm` runs) is run as a program, with a free
+The demo (deploy/swarm/demo.py, what `make demo-swarm` runs) is run as a program, with a free
 port, its own stack name and --json: it deploys the stack (making this node a one-node swarm
 if it is in none), sends /panic, then /chaosmonkey until a roll kills the server, then hangs
 it with SIGSTOP until its health check fails, and times how long Swarm takes to serve again. The tests read its JSON and then check, with docker
@@ -27,10 +27,12 @@ import pytest
 import yaml
 
 import harness.docker
+from harness.http import free_port
+from harness.image import NONROOT
 
 REPO = Path(__file__).resolve().parent.parent
 STACK_FILE = REPO / "deploy" / "swarm" / "stack.yml"
-DEMO = REPO / "deploy" / "swarm" / "demo"
+DEMO = REPO / "deploy" / "swarm" / "demo.py"
 # Measured on a 2-core machine (one-node swarm, Engine 20.10, restart delay 1 s): GET /alwaysok
 # answers again 2.5-4.5 s after /panic or the fatal /chaosmonkey. The bound is generous.
 RECOVERY_BOUND_S = 30.0
@@ -48,7 +50,7 @@ def service() -> dict:
 
 
 def test_stack_is_hardened_as_the_image(service):
-    assert service["user"] == "65532:65532"
+    assert service["user"] == f"{NONROOT}:{NONROOT}"
     assert service["read_only"] is True
     assert service["cap_drop"] == ["ALL"]
     assert "cap_add" not in service and "privileged" not in service
@@ -122,13 +124,7 @@ def test_stack_resources_are_sized_from_the_measurements(service):
 
 # Swarm's state is read as it is, failures included: nothing here raises on a non-zero exit.
 docker = functools.partial(harness.docker.docker, check=False)
-
-
-def free_port() -> int:
-    """A port free on all addresses: host-mode publishing binds 0.0.0.0."""
-    with socket.socket() as s:
-        s.bind(("0.0.0.0", 0))
-        return s.getsockname()[1]
+ALL_ADDRESSES = "0.0.0.0"  # host-mode publishing binds the port on every address
 
 
 def swarm_state() -> str:
@@ -228,7 +224,7 @@ def finish(proc: subprocess.Popen, timeout: float = DEMO_TIMEOUT_S) -> tuple[int
 @pytest.mark.slow
 def test_demo_swarm_replaces_the_task_after_panic_chaosmonkey_and_a_hang(demo_run):
     began = time.monotonic()
-    proc, out_json, stack = demo_run("--port", str(free_port()))
+    proc, out_json, stack = demo_run("--port", str(free_port(ALL_ADDRESSES)))
     status, out = finish(proc)
     took = time.monotonic() - began
     result = json.loads(out_json.read_text())
@@ -287,7 +283,7 @@ def test_demo_swarm_replaces_the_task_after_panic_chaosmonkey_and_a_hang(demo_ru
 @pytest.mark.slow
 def test_demo_cleans_up_when_interrupted(demo_run):
     """SIGTERM (a CI time-out, Ctrl-C) mid-demo: it stops, and still removes everything."""
-    proc, out_json, stack = demo_run("--port", str(free_port()))
+    proc, out_json, stack = demo_run("--port", str(free_port(ALL_ADDRESSES)))
     seen = []
     for line in proc.stdout:  # wait until it is serving, then interrupt the first round
         seen.append(line)
@@ -308,7 +304,7 @@ def test_demo_cleans_up_when_interrupted(demo_run):
 def test_demo_cleans_up_when_interrupted_with_the_server_stopped(demo_run):
     """SIGTERM during round 3, while the server's processes are stopped: the cleanup lets them
     go on and removes everything."""
-    proc, out_json, stack = demo_run("--port", str(free_port()))
+    proc, out_json, stack = demo_run("--port", str(free_port(ALL_ADDRESSES)))
     seen = []
     for line in proc.stdout:
         seen.append(line)

@@ -19,13 +19,14 @@ import pytest
 
 from harness.docker import docker
 from harness.http import free_port, poll, port_free
+from harness.image import NONROOT
 from harness.paths import IMAGE_NAME, ROOT
 from harness.testing import IS_ROOT, unavailable
 
 pytestmark = [pytest.mark.docker, pytest.mark.root]
 
 PYTHON = ROOT / ".venv" / "bin" / "python"
-TOUR = ROOT / "docker" / "tour"
+TOUR = ROOT / "docker" / "tour.py"
 
 # Step -> the line saying what its output proves.
 CLAIMS = {
@@ -36,7 +37,7 @@ CLAIMS = {
     4: r"=> the same \d+ PIDs, the same command lines: ordinary processes of this kernel; "
     r"the container's PID 1 is host PID \d+",
     5: r"=> the image's \d+ files \(in \d+ directories\) and the engine's \d+ additions: nothing else",
-    6: r"=> all \d+ processes run as uid 65532 with no capability; there is no shell to exec into \(exit 12[67]\)",
+    6: rf"=> all \d+ processes run as uid {NONROOT} with no capability; there is no shell to exec into \(exit 12[67]\)",
     7: r"=> it answers as the article's service does \(/ 200, /alwaysok 200, /chaosmonkey (200|exit 1), "
     r"/healthcheck (200|503)\)",
     8: r"=> a signal to host PID \d+ stopped the container, exit 0",
@@ -203,7 +204,7 @@ def test_as_a_non_root_user_the_steps_it_cannot_see_are_skipped_not_failed(engin
         for module in ("__init__.py", "article.py"):
             shutil.copy(ROOT / "bench" / module, copy / "bench" / module)
         (copy / "docker").mkdir()
-        shutil.copy(TOUR, copy / "docker" / "tour")
+        shutil.copy(TOUR, copy / "docker" / "tour.py")
         (copy / "home").mkdir()
         os.chown(copy / "home", 65534, 65534)
         os.chmod(copy, 0o755)
@@ -218,7 +219,7 @@ def test_as_a_non_root_user_the_steps_it_cannot_see_are_skipped_not_failed(engin
                 f"PYTHONPATH={copy}",
                 python,
                 "-P",
-                str(copy / "docker" / "tour"),
+                str(copy / "docker" / "tour.py"),
                 "--image",
                 IMAGE_NAME,
                 "--port",

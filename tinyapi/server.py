@@ -18,7 +18,7 @@ from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.errors import HaltServer
 
-from tinyapi import logger, panic, worker
+from tinyapi import logger, panic, refusals, worker
 from tinyapi.app import create_app
 from tinyapi.config import Config
 
@@ -125,10 +125,10 @@ class Server(BaseApplication):
             # builds no absolute URL and is not mounted under a prefix. gunicorn trusts
             # 127.0.0.1 by default, whose SCRIPT_NAME header could turn a request into a 500.
             "forwarded_allow_ips": "",
-            # Refusals as net/http's (tinyapi.worker.refusal): what Go refuses and gunicorn's
+            # Refusals as net/http's (tinyapi.refusals): what Go refuses and gunicorn's
             # parser lets through (an HTTP/1.1 request without Host, a bad %-escape), checked
             # before the app runs.
-            "pre_request": worker.check_request,
+            "pre_request": refusals.check_request,
             # A method is any token, as for Go: `get` is a method of its own (405 on a route),
             # not a 400. Still no case folding: `get` is not GET.
             "permit_unconventional_http_method": True,

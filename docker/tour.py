@@ -18,8 +18,6 @@ saw something else, 2 the preflight refused (one line says how to fix it), 130 i
 from __future__ import annotations
 
 import argparse
-import io
-import itertools
 import json
 import os
 import re
@@ -28,7 +26,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -41,15 +38,24 @@ try:
         GO_ORIGINAL_COMPRESSED,
         beside_the_article,
     )
-    from harness.docker import DOCKER_ADDS, START_ENGINE, container_running
+    from harness.container import Container, Containers
+    from harness.docker import (
+        DOCKER_ADDS,
+        START_ENGINE,
+        DockerError,
+        container_running,
+        export_image,
+    )
     from harness.http import port_free
+    from harness.image import NONROOT  # the Dockerfile's USER (distroless' "nonroot")
     from harness.paths import IMAGE_NAME, ROOT
-    from harness.serve import NotServing, wait_for_200
+    from harness.serve import NotServing
 except ImportError:
-    sys.exit("tour: run it from the project's venv: make tour (or .venv/bin/python -P docker/tour)")
+    sys.exit(
+        "tour: run it from the project's venv: make tour (or .venv/bin/python -P docker/tour.py)"
+    )
 
 CHART = ROOT / "bench" / "results" / "image-sizes.png"
-USER_UID = 65532  # the Dockerfile's USER (distroless' "nonroot")
 NEITHER = "neither the image's nor the engine's"
 RUNTIME_DIRS = {"tmp"}  # the image's own, empty; the server unpacks itself here at start
 WAIT_200_S = 30
@@ -134,37 +140,13 @@ def inspect_field(name: str, template: str) -> str | None:
 
 
 def image_files(image: str) -> dict[str, bool]:
-    """Every path the image's layers hold (`docker save`), whiteouts applied: is it a directory."""
-    done = subprocess.run(["docker", "save", image], capture_output=True, timeout=120)
-    if done.returncode != 0:
-        raise Mismatch(
-            f"`docker save {image}` to work", done.stderr.decode(errors="replace").strip()
-        )
-    paths: dict[str, bool] = {}
-    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as outer:
-        manifest = json.load(outer.extractfile("manifest.json"))
-        for layer in manifest[0]["Layers"]:
-            added: dict[str, bool] = {}
-            gone: set[str] = set()  # a layer's whiteouts hide these of the layers below it...
-            emptied: set[str] = set()  # ...and everything under these
-            with tarfile.open(fileobj=outer.extractfile(layer)) as tar:
-                for member in tar:
-                    path = member.name.removeprefix("./").strip("/")
-                    parent, _, base = path.rpartition("/")
-                    if base == ".wh..wh..opq":
-                        emptied.add(parent)
-                    elif base.startswith(".wh."):
-                        gone.add(f"{parent}/{base[4:]}".strip("/"))
-                    elif path:
-                        added[path] = member.isdir()
-            under = gone | emptied
-            paths = {
-                p: d
-                for p, d in paths.items()
-                if p not in gone and not any(not u or p.startswith(u + "/") for u in under)
-            }
-            paths.update(added)
-    return paths
+    """Every path of the image (harness.docker.export_image, the one way to read them): is it a
+    directory."""
+    try:
+        entries, _ = export_image(image, prefix="tour-export")
+    except DockerError as err:
+        raise Mismatch(f"`docker export` of {image} to work", str(err).splitlines()[0]) from None
+    return {entry.path: entry.kind == "dir" for entry in entries}
 
 
 @dataclass
@@ -222,42 +204,30 @@ class Tour:
         self.screen.output(done.stdout)
         return done
 
+    def shown_docker(self, *args: str, check: bool = True, timeout: float = 60):
+        """An engine for harness.container that shows each command, as the audience sees it."""
+        done = self.run(["docker", *args], timeout=timeout)
+        if check and done.returncode != 0:
+            raise Mismatch(f"docker {args[0]} to work", f"exit {done.returncode}")
+        return done
+
     def docker_run(self, name: str, *extra: str) -> float:
-        """`docker run -d` NAME; seconds from the command to the first 200."""
+        """`docker run -d` NAME (harness.container); seconds from the command to the first 200."""
         self.created.append(name)
         start = time.monotonic()
-        done = self.run(
-            [
-                "docker",
-                "run",
-                "-d",
-                "--name",
-                name,
-                *extra,
-                "-p",
-                f"127.0.0.1:{self.port}:8080",
-                self.image,
-            ]
-        )
-        if done.returncode != 0:
-            raise Mismatch("docker run to start the container", f"exit {done.returncode}")
+        Containers(self.image, engine=self.shown_docker).run(*extra, name=name, host_port=self.port)
         return self.wait_200(name, start)
 
     def wait_200(self, name: str, start: float) -> float:
-        """Seconds from `start` to the first 200 on /alwaysok; whether the container still runs
-        is asked every 20th miss (a `docker inspect` costs more than the poll's interval)."""
-        misses = itertools.count(1)
+        """Seconds from `start` to the first 200 on /alwaysok (harness.container's poll)."""
         try:
-            return wait_for_200(
-                self.port,
-                alive=lambda: next(misses) % 20 or container_running(name),
-                timeout=WAIT_200_S,
-                interval=0.02,
-                since=start,
+            return Container(name, self.port).wait_ready(
+                timeout=WAIT_200_S, interval=0.02, since=start
             )
         except NotServing as why:
             if container_running(name):
-                raise Mismatch(f"a 200 on /alwaysok within {WAIT_200_S} s", str(why)) from None
+                first_line = str(why).splitlines()[0]
+                raise Mismatch(f"a 200 on /alwaysok within {WAIT_200_S} s", first_line) from None
             status = inspect_field(name, "{{.State.ExitCode}}")
             raise Mismatch(
                 f"{name} to answer 200 on /alwaysok", f"it exit with status {status}"
@@ -446,7 +416,7 @@ class Tour:
                 unexpected += [
                     f"/{path}/{e.name} (uid {e.stat(follow_symlinks=False).st_uid})"
                     for e in os.scandir(entry.path)
-                    if e.stat(follow_symlinks=False).st_uid != USER_UID
+                    if e.stat(follow_symlinks=False).st_uid != NONROOT
                 ]
             elif path in image:
                 inside = [
@@ -487,8 +457,8 @@ class Tour:
                 seen.setdefault(file, {})[key] = value.split()
             for file in files:
                 uids, capeff = seen.get(file, {}).get("Uid"), seen.get(file, {}).get("CapEff")
-                if uids != [str(USER_UID)] * 4:
-                    raise Mismatch(f"uid {USER_UID} for {file}", f"Uid {uids}")
+                if uids != [str(NONROOT)] * 4:
+                    raise Mismatch(f"uid {NONROOT} for {file}", f"Uid {uids}")
                 if capeff != ["0000000000000000"]:
                     raise Mismatch(f"CapEff 0000000000000000 for {file}", f"CapEff {capeff}")
             checked = len(files)
@@ -499,7 +469,7 @@ class Tour:
             )
         self.screen.claim(
             (
-                f"all {checked} processes run as uid {USER_UID} with no capability; "
+                f"all {checked} processes run as uid {NONROOT} with no capability; "
                 if checked
                 else ""
             )
@@ -725,7 +695,7 @@ def container_names(image: str) -> dict[str, str]:
 def main(argv: list[str]) -> int:
     intro, steps, status = __doc__.split("\n\n", 2)
     parser = argparse.ArgumentParser(
-        prog="docker/tour",
+        prog="docker/tour.py",
         description=intro,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"{steps}\n\n{status}",

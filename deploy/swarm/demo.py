@@ -37,7 +37,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -47,13 +46,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 try:
-    from harness.docker import server_pids
-    from harness.http import request
+    from harness.docker import DockerError, docker, docker_answers, server_pids
+    from harness.http import port_free, request
     from harness.serve import NotServing, wait_for_200
 except ModuleNotFoundError as err:  # a python3 without the project's venv
     sys.exit(
-        f"deploy/swarm/demo: no module {err.name}: run it with the venv's python "
-        "(make venv, then .venv/bin/python deploy/swarm/demo)"
+        f"deploy/swarm/demo.py: no module {err.name}: run it with the venv's python "
+        "(make venv, then .venv/bin/python deploy/swarm/demo.py)"
     )
 
 HERE = Path(__file__).resolve().parent
@@ -88,23 +87,6 @@ def heading(text: str) -> None:
 
 
 # --- docker ----------------------------------------------------------------------------------
-
-
-def docker(
-    *args: str, check: bool = True, timeout: float = 120, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    try:
-        proc = subprocess.run(
-            ["docker", *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
-        )
-    except FileNotFoundError:
-        raise CannotStart("no `docker` command on this machine") from None
-    if check and proc.returncode != 0:
-        raise DemoError(
-            f"docker {' '.join(args)} exited {proc.returncode}: "
-            f"{(proc.stderr or proc.stdout).strip()}"
-        )
-    return proc
 
 
 def lines(proc: subprocess.CompletedProcess) -> list[str]:
@@ -227,17 +209,6 @@ def wait_alwaysok(port: int, timeout: float) -> float:
     return time.time()
 
 
-def port_is_free(port: int) -> bool:
-    """Host-mode publishing binds 0.0.0.0:port: try the same bind."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("0.0.0.0", port))
-        except OSError:
-            return False
-    return True
-
-
 # --- the demo --------------------------------------------------------------------------------
 
 
@@ -319,7 +290,7 @@ class Demo:
 
     # 1. the swarm
     def check(self) -> None:
-        if docker("info", check=False, timeout=30).returncode != 0:
+        if not docker_answers():
             raise CannotStart("no Docker engine answers `docker info` (start one: make setup)")
         if docker("image", "inspect", self.image, check=False).returncode != 0:
             raise CannotStart(f"no image {self.image} on this engine: build it with `make image`")
@@ -328,7 +299,7 @@ class Demo:
                 f"a stack named {self.stack} is already deployed; "
                 f"remove it (docker stack rm {self.stack}) or choose --stack"
             )
-        if not port_is_free(self.port):
+        if not port_free(self.port, host="0.0.0.0"):  # host-mode publishing binds 0.0.0.0
             raise CannotStart(
                 f"port {self.port} is taken on this machine: "
                 f"choose another (--port, or TINYAPI_PORT=... make demo-swarm)"
@@ -351,7 +322,7 @@ class Demo:
         had_gwbridge = bool(
             lines(docker("network", "ls", "-q", "--filter", "name=^docker_gwbridge$"))
         )
-        docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+        docker("swarm", "init", "--advertise-addr", "127.0.0.1", timeout=120)
         self.swarm_created = True
         self.gwbridge_created = not had_gwbridge
         say(
@@ -381,6 +352,7 @@ class Demo:
             str(STACK_FILE),
             self.stack,
             env=env,
+            timeout=120,
         )
         say(
             t,
@@ -619,7 +591,7 @@ class Demo:
         if self.deployed:
             self._step(
                 f"docker stack rm {self.stack}",
-                lambda: docker("stack", "rm", self.stack, check=False),
+                lambda: docker("stack", "rm", self.stack, check=False, timeout=120),
             )
             self._wait_gone(
                 "containers",
@@ -650,7 +622,7 @@ class Demo:
         if self.swarm_created:
             self._step(
                 "docker swarm leave --force (the demo initialised this swarm)",
-                lambda: docker("swarm", "leave", "--force", check=False),
+                lambda: docker("swarm", "leave", "--force", check=False, timeout=120),
             )
             if self.gwbridge_created:
                 # `swarm init` (or the first task) creates it; `swarm leave` keeps it.
@@ -779,7 +751,7 @@ def main(argv: list[str] | None = None) -> int:
         demo.summary()
     except CannotStart as err:
         status, error = 2, str(err)
-    except DemoError as err:
+    except (DemoError, DockerError) as err:
         status, error = 1, str(err)
     except KeyboardInterrupt:
         status, error = 1, "interrupted"

@@ -6,7 +6,7 @@ container), the user it runs as, its entrypoint, the native libraries inside the
 the package and version each came from (the image's own /sbom.cdx.json), and its size beside
 the base images of the article's table.
 
-Usage: docker/inspect-image [IMAGE]   (default tinyapi:latest, or $TINYAPI_IMAGE_NAME:latest)
+Usage: docker/inspect-image.py [IMAGE]   (default tinyapi:latest, or $TINYAPI_IMAGE_NAME:latest)
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ try:
     from harness.paths import IMAGE
 except ModuleNotFoundError as err:  # a python3 without the project's venv
     sys.exit(
-        f"docker/inspect-image: no module {err.name}: run it with the venv's python "
-        "(make venv, then .venv/bin/python docker/inspect-image)"
+        f"docker/inspect-image.py: no module {err.name}: run it with the venv's python "
+        "(make venv, then .venv/bin/python docker/inspect-image.py)"
     )
 
 
