@@ -64,7 +64,7 @@ RUN set -eu; \
     ldd dist/tinyapi 2>&1 | grep -q 'not a dynamic executable'; \
     dist/tinyapi --version; \
     /venv/bin/python build/sbom.py; \
-    IMAGE_DIR=/image /venv/bin/python docker/stage-image dist/tinyapi
+    IMAGE_DIR=/image /venv/bin/python docker/stage-image.py dist/tinyapi
 
 # The binary and its SBOM alone, to copy out (make binary-in-docker).
 FROM scratch AS binary

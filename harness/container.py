@@ -10,6 +10,7 @@ CompletedProcess of `<engine> ARGS`, raising DockerError when check and it fails
 from __future__ import annotations
 
 import pwd
+import resource
 import subprocess
 import time
 import uuid
@@ -21,6 +22,23 @@ from harness.serve import NotServing, wait_for_200
 PORT = 8080  # the image's EXPOSE: where the server listens inside the container
 START_TIMEOUT = 30.0  # staticx unpacks to /tmp (at the first start) before Python starts
 ALIVE_EVERY = 0.5  # seconds between two asks whether a container still runs, while polling
+
+
+def _podman_ulimits() -> tuple[str, ...]:
+    flags = []
+    for name, limit, want in (
+        ("nofile", resource.RLIMIT_NOFILE, 16384),
+        ("nproc", resource.RLIMIT_NPROC, 4096),
+    ):
+        hard = resource.getrlimit(limit)[1]
+        value = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        flags += ["--ulimit", f"{name}={value}:{value}"]
+    return tuple(flags)
+
+
+# runc cannot raise rlimits on the machines this runs on ("error setting rlimit type 6/7"):
+# every Podman run passes explicit --ulimit values no higher than this process's own.
+PODMAN_ULIMITS = _podman_ulimits()
 
 
 def podman(

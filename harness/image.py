@@ -1,4 +1,4 @@
-"""What the FROM scratch image holds, file by file: the one list docker/stage-image stages,
+"""What the FROM scratch image holds, file by file: the one list docker/stage-image.py stages,
 the tests check the built image against, and docs/image.md shows. And its size limit."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class ImageFile:
     path: str  # inside the image, without the leading slash
     kind: str  # "dir" or "file"
     mode: int
-    source: str  # where docker/stage-image takes a file from ("" for a directory)
+    source: str  # where docker/stage-image.py takes a file from ("" for a directory)
     what: str
 
 

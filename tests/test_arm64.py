@@ -12,17 +12,15 @@ from __future__ import annotations
 import json
 import subprocess
 import tarfile
-import time
-import uuid
 
 import pytest
 
 from harness import image as image_spec
+from harness.container import Containers
 from harness.docker import docker, docker_answers, export_image, server_pids
 from harness.elf import header
-from harness.http import request
+from harness.http import poll
 from harness.paths import DIST, IMAGE_NAME, ROOT
-from harness.serve import wait_for_200
 from harness.testing import AS_ROOT, IS_ROOT, unavailable
 
 pytestmark = [pytest.mark.docker, pytest.mark.root, pytest.mark.slow]
@@ -54,36 +52,18 @@ def arm64_image() -> str:
     return ARM64
 
 
-class Arm64Container:
-    def __init__(self, image: str):
-        self.name = f"tinyapi-arm64-{uuid.uuid4().hex[:12]}"
-        docker(
-            "run", "-d", "--name", self.name, "--platform", "linux/arm64",
-            "-p", "127.0.0.1::8080", image,
-        )  # fmt: skip
-        mapping = docker("port", self.name, "8080/tcp").stdout.split()[0]
-        self.port = int(mapping.rsplit(":", 1)[1])
-
-    def running(self) -> bool:
-        return docker("inspect", "-f", "{{.State.Running}}", self.name).stdout.strip() == "true"
-
-    def logs(self) -> str:
-        proc = docker("logs", self.name, check=False)
-        return proc.stdout + proc.stderr
-
-    def remove(self) -> None:
-        print(f"--- docker logs {self.name}\n{self.logs()}")
-        docker("rm", "-f", self.name, check=False)
+@pytest.fixture(scope="module")
+def containers(arm64_image):
+    started = Containers(arm64_image, prefix="tinyapi-arm64", flags=("--platform", "linux/arm64"))
+    yield started
+    started.close(show_logs=True)
 
 
 @pytest.fixture(scope="module")
-def serving(arm64_image):
-    c = Arm64Container(arm64_image)
-    try:
-        wait_for_200(c.port, alive=c.running, timeout=START_TIMEOUT)
-        yield c
-    finally:
-        c.remove()
+def serving(containers):
+    c = containers.run()
+    c.wait_ready(timeout=START_TIMEOUT)
+    return c
 
 
 def test_the_image_is_arm64_and_within_the_size_limit(arm64_image):
@@ -102,12 +82,12 @@ def test_the_binary_is_static_aarch64_and_its_sbom_says_so(arm64_image):
 
 
 def test_serves_the_tutorials_curls(serving):
-    assert request(serving.port, "/").body == (
+    assert serving.get("/").body == (
         b"Index of tinyapi. These aren't the droids you're looking for\n"
     )
-    assert request(serving.port, "/alwaysok").body == b'{ "status": "OK" }'
-    assert request(serving.port, "/nope").status == 404
-    assert request(serving.port, "/alwaysok/").headers["location"] == "/alwaysok"
+    assert serving.get("/alwaysok").body == b'{ "status": "OK" }'
+    assert serving.get("/nope").status == 404
+    assert serving.get("/alwaysok/").headers["location"] == "/alwaysok"
 
 
 def test_runs_as_nonroot_with_no_capabilities(serving):
@@ -122,27 +102,21 @@ def test_runs_as_nonroot_with_no_capabilities(serving):
 
 def test_turns_healthy(serving):
     # Its own probe, as on amd64: the first one an interval (15 s) after the start.
-    deadline = time.monotonic() + 120
-    while (status := health(serving.name)) != "healthy" and time.monotonic() < deadline:
-        assert status in ("starting", "healthy"), docker("inspect", serving.name).stdout
-        time.sleep(1)
-    assert status == "healthy", docker("inspect", "-f", "{{json .State.Health}}", serving.name)
+    def healthy() -> bool:
+        status = serving.inspect("{{.State.Health.Status}}")
+        assert status in ("starting", "healthy"), serving.inspect("{{json .State.Health}}")
+        return status == "healthy"
+
+    poll(healthy, timeout=120, interval=1, what=f"{serving.name} to turn healthy")
 
 
-def health(name: str) -> str:
-    return docker("inspect", "-f", "{{.State.Health.Status}}", name).stdout.strip()
-
-
-def test_panic_exits_1_with_its_log_line(arm64_image):
-    c = Arm64Container(arm64_image)
-    try:
-        wait_for_200(c.port, alive=c.running, timeout=START_TIMEOUT)
-        with pytest.raises(OSError):
-            request(c.port, "/panic", timeout=30)
-        assert docker("wait", c.name, timeout=60).stdout.strip() == "1"
-        assert "RoutePanic invoked. Exiting" in c.logs()
-    finally:
-        c.remove()
+def test_panic_exits_1_with_its_log_line(containers):
+    c = containers.run()
+    c.wait_ready(timeout=START_TIMEOUT)
+    with pytest.raises(OSError):
+        c.get("/panic", timeout=30)
+    assert c.wait_exit(timeout=60) == 1
+    assert "RoutePanic invoked. Exiting" in c.logs()
 
 
 def test_one_oci_archive_holds_both_platforms(arm64_image):

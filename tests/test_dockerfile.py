@@ -19,13 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.container import PODMAN_ULIMITS, Containers, podman
 from harness.digest import sha256
 from harness.docker import docker, docker_answers
 from harness.elf import header
 from harness.emptyroot import empty_root_server
-from harness.http import request
 from harness.paths import ROOT
-from harness.serve import wait_for_200
 from harness.testing import AS_ROOT, IS_ROOT, unavailable
 
 BASE = "tinyapi-builder-base:bookworm"  # build/make-builder-base's tag for this machine's arch
@@ -55,35 +54,23 @@ def clean_clone(tmp_path_factory) -> Path:
     return clone
 
 
-def check_the_tutorial(engine: str, tag: str, *run_flags: str) -> None:
+def check_the_tutorial(engine, tag: str, *flags: str) -> None:
     """`ENGINE run -p ...:8080 TAG`: the tutorial's curls, then /panic ends it with status 1."""
-    name = f"tinyapi-clean-{uuid.uuid4().hex[:12]}"
-    cli = [engine, "run", "-d", "--name", name, "-p", "127.0.0.1::8080", *run_flags, tag]
-    subprocess.run(cli, check=True, capture_output=True, timeout=60)
+    containers = Containers(tag, engine=engine, prefix="tinyapi-clean", flags=flags)
     try:
-        port = int(
-            subprocess.run(
-                [engine, "port", name, "8080/tcp"], capture_output=True, text=True, check=True
-            )
-            .stdout.split()[0]
-            .rsplit(":", 1)[1]
-        )
-        wait_for_200(port, timeout=60)
-        assert request(port, "/").body == INDEX
-        assert request(port, "/alwaysok").body == b'{ "status": "OK" }'
-        assert request(port, "/nope").status == 404
-        moved = request(port, "/alwaysok/")
+        c = containers.run()
+        c.wait_ready(timeout=60)
+        assert c.get("/").body == INDEX
+        assert c.get("/alwaysok").body == b'{ "status": "OK" }'
+        assert c.get("/nope").status == 404
+        moved = c.get("/alwaysok/")
         assert (moved.status, moved.headers["location"]) == (301, "/alwaysok")
         with pytest.raises(OSError):  # no answer: the process tree is gone
-            request(port, "/panic")
-        status = subprocess.run(
-            [engine, "wait", name], capture_output=True, text=True, timeout=30, check=True
-        ).stdout.strip()
-        logs = subprocess.run([engine, "logs", name], capture_output=True, text=True)
-        assert status == "1", logs.stdout + logs.stderr
-        assert "RoutePanic invoked. Exiting" in logs.stdout + logs.stderr
+            c.get("/panic")
+        assert c.wait_exit(timeout=30) == 1, c.logs()
+        assert "RoutePanic invoked. Exiting" in c.logs()
     finally:
-        subprocess.run([engine, "rm", "-f", name], capture_output=True)
+        containers.close(show_logs=True)
 
 
 @pytest.mark.docker
@@ -97,7 +84,7 @@ def test_docker_build_in_a_clean_clone_serves_the_tutorial(clean_clone):
             timeout=1800,
             cwd=clean_clone,
         )
-        check_the_tutorial("docker", tag)
+        check_the_tutorial(docker, tag)
     finally:
         docker("rmi", "-f", tag, check=False)
 
@@ -120,9 +107,7 @@ def test_podman_build_in_a_clean_clone_serves_the_tutorial(clean_clone):
             cwd=clean_clone,
         )
         # runc here cannot raise rlimits: Podman gets them set explicitly (tests/test_podman.py).
-        check_the_tutorial(
-            "podman", tag, "--ulimit", "nofile=16384:16384", "--ulimit", "nproc=4096:4096"
-        )
+        check_the_tutorial(podman, tag, *PODMAN_ULIMITS)
     finally:
         subprocess.run(["podman", "rmi", "-f", tag], capture_output=True)
         subprocess.run(["podman", "image", "prune", "-f"], capture_output=True)  # its stages

@@ -24,7 +24,6 @@ import http.client
 import json
 import os
 import pwd
-import resource
 import shutil
 import subprocess
 import uuid
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.container import PODMAN_ULIMITS as ULIMITS
 from harness.container import START_TIMEOUT, Container, Containers, podman
 from harness.docker import docker, export_image
 from harness.http import free_port, poll
@@ -41,21 +41,6 @@ from harness.paths import ROOT
 from harness.testing import AS_ROOT, IS_ROOT, unavailable
 
 pytestmark = [pytest.mark.docker, pytest.mark.root]
-
-
-def _ulimits() -> tuple[str, ...]:
-    flags = []
-    for name, limit, want in (
-        ("nofile", resource.RLIMIT_NOFILE, 16384),
-        ("nproc", resource.RLIMIT_NPROC, 4096),
-    ):
-        hard = resource.getrlimit(limit)[1]
-        value = want if hard == resource.RLIM_INFINITY else min(want, hard)
-        flags += ["--ulimit", f"{name}={value}:{value}"]
-    return tuple(flags)
-
-
-ULIMITS = _ulimits()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ same layer digest.
 
 The Dockerfile's builder stage runs it, into /image, which the last stage copies whole.
 
-Usage: docker/stage-image [BINARY]   (default dist/tinyapi; its SBOM is BINARY.cdx.json)
+Usage: docker/stage-image.py [BINARY]   (default dist/tinyapi; its SBOM is BINARY.cdx.json)
   env IMAGE_DIR: where to stage (default dist/image)
 """
 
@@ -26,8 +26,8 @@ try:
     from harness.paths import ROOT
 except ModuleNotFoundError as err:  # a python3 without the project's venv
     sys.exit(
-        f"docker/stage-image: no module {err.name}: run it with the venv's python "
-        "(make venv, then .venv/bin/python docker/stage-image)"
+        f"docker/stage-image.py: no module {err.name}: run it with the venv's python "
+        "(make venv, then .venv/bin/python docker/stage-image.py)"
     )
 
 
@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip())
         return 0
     if len(argv) > 1:
-        return fail("usage: docker/stage-image [BINARY]")
+        return fail("usage: docker/stage-image.py [BINARY]")
     os.chdir(ROOT)
     found = sources(argv[0] if argv else "dist/tinyapi")
     if isinstance(found, str):
