@@ -55,14 +55,14 @@ test-quick: venv ## the tests that need no Docker, no root and no long run (unde
 
 # --- the binary: build/ ---------------------------------------------------------------------------
 binary: venv ## build dist/tinyapi, the static executable (a no-op when nothing changed)
-	$(PY) build/build.py
+	$(PY) build
 
 binary-in-docker: ## build dist/tinyapi (+ its SBOM) inside a container: only Docker needed (BUILDER_BASE=...)
 	@$(MAKE) --no-print-directory venv || echo "binary-in-docker: no host venv: fine, but then make binary/image will not take the binary as up to date"
 	PYTHON=$(PY) build/build-in-docker
 
 sbom: binary ## write dist/tinyapi.cdx.json, the CycloneDX SBOM of what is inside the binary
-	$(PY) build/sbom.py
+	$(PY) build sbom
 
 # --- the image: Dockerfile + docker/ --------------------------------------------------------------
 # The engine that builds and runs the image: docker or podman (make image ENGINE=podman).

@@ -80,9 +80,9 @@ ARG SOURCE_DATE_EPOCH
 COPY . .
 RUN set -eu; \
     make --no-print-directory venv PYTHON="$PYTHON"; \
-    .venv/bin/python build/build.py --skip-verify; \
+    .venv/bin/python build --skip-verify; \
     ldd dist/tinyapi 2>&1 | grep -q 'not a dynamic executable'; \
     echo "builder: ldd dist/tinyapi: not a dynamic executable"; \
     dist/tinyapi --version; \
-    .venv/bin/python build/sbom.py; \
+    .venv/bin/python build sbom; \
     sha256sum dist/tinyapi dist/tinyapi.cdx.json

@@ -1,7 +1,7 @@
-"""dist/tinyapi, the static executable that build/build.py makes: the service, frozen.
+"""dist/tinyapi, the static executable that `python build` makes: the service, frozen.
 (Its bootloader, staticx's patched, is tests/test_bootloader.py's.)
 
-The session fixture runs build/build.py, which is a no-op when dist/tinyapi is up
+The session fixture runs `python build`, which is a no-op when dist/tinyapi is up
 to date with the sources (and rebuilds it otherwise: ~20 s). The empty-root tests
 run the binary the way a FROM scratch image does: chrooted into a directory that
 holds only it, /tmp and /proc, as uid 65534, in new mount and pid namespaces.

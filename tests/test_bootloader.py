@@ -1,8 +1,8 @@
-"""The bootloader of dist/tinyapi: staticx's, built by build/build.py from the pinned sdist with
-build/patches/staticx/. The patch series against the sdist, the staticx names the build wraps,
-and the patched bootloader at work: /bin/sh bundled with each compression (build.py --bundle),
-the bundle dir unpacked once and reused, its safety rules, the signals it forwards and gives
-back, a stop while it unpacks.
+"""The bootloader of dist/tinyapi: staticx's, built by the recipe (build/recipe/bootloader.py)
+from the pinned sdist with build/patches/staticx/. The patch series against the sdist, the
+staticx names the recipe wraps, and the patched bootloader at work: /bin/sh bundled
+with each compression (`python build bundle`), the bundle dir unpacked once and reused, its
+safety rules, the signals it forwards and gives back, a stop while it unpacks.
 """
 
 from __future__ import annotations
@@ -19,13 +19,16 @@ import pytest
 from harness.paths import ROOT
 from harness.testing import needs_root, signals_in
 
+BUILD = [sys.executable, str(ROOT / "build")]
+
+
 # --- its build: the sdist, the patch series, the staticx names it wraps ----------------------
 
 
 @pytest.mark.slow
 def test_patch_series_applies_to_the_pinned_sdist():
     done = subprocess.run(
-        [sys.executable, str(ROOT / "build" / "build.py"), "--check-patches"],
+        [*BUILD, "check-patches"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -49,26 +52,20 @@ def test_a_patch_that_no_longer_applies_is_one_line_naming_it(tmp_path):
     last = [broken / p.name for p in series if context in p.read_text()][-1]
     last.write_text(last.read_text().replace(context, "\n #include <sys/changed.h>\n", 1))
     done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "build" / "build.py"),
-            "--check-patches",
-            "--patches",
-            str(broken),
-        ],
+        [*BUILD, "check-patches", "--patches", str(broken)],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 1
-    assert done.stderr.startswith(f"build.py: {last} no longer applies to staticx 0.14.2: "), (
+    assert done.stderr.startswith(f"build: {last} no longer applies to staticx 0.14.2: "), (
         done.stderr
     )
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
 def test_staticx_internals_the_build_leans_on_are_there():
-    """build.py's staticx driver wraps these staticx 0.14.2 names (a debt: a new staticx must
+    """The recipe's staticx driver wraps these staticx 0.14.2 names (a debt: a new staticx must
     keep them, or the driver must change with it)."""
     from importlib.metadata import version
 
@@ -105,15 +102,7 @@ def bundled_shell(binary, tmp_path_factory):
     for compression in ("zstd", "xz", "none"):
         programs[compression] = out / f"sh-{compression}"
         done = subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "build" / "build.py"),
-                "--bundle",
-                SHELL,
-                str(programs[compression]),
-                "--compression",
-                compression,
-            ],
+            [*BUILD, "bundle", SHELL, str(programs[compression]), "--compression", compression],
             capture_output=True,
             text=True,
             timeout=300,

@@ -93,7 +93,7 @@ def test_is_static(built):
 @pytest.mark.root
 @pytest.mark.slow
 def test_serves_alwaysok_in_empty_root(built):
-    # As build.py's verify stage (which no `docker build` step may run) and tests/test_binary.py:
+    # As the recipe's verify stage (which no `docker build` step may run) and tests/test_binary.py:
     # a root holding only the binary, /tmp 1777 and /proc; new mount and pid namespaces;
     # uid 65534; a free loopback port.
     binary, _ = built
