@@ -1,5 +1,5 @@
-"""The SBOM as a document: its components assembled, its subject (the binary, by sha256),
-written to dist/tinyapi.cdx.json unless it already describes the
+"""The SBOM as a document: its components assembled, its subject (the binary, by sha256, and
+the platform it runs on), written to dist/tinyapi.cdx.json unless it already describes the
 binary there."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import platform as host
 import tempfile
 import time
 import uuid
@@ -26,6 +27,15 @@ from recipe.sbom.owners import (
     python_license,
 )
 from recipe.sbom.pedigree import staticx_pedigree, zstd_component
+
+# platform.machine() -> the OCI platform's architecture (the binary is the build machine's).
+ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
+
+
+def platform() -> str:
+    """The platform the binary runs on, as OCI names it: the machine that built it."""
+    machine = host.machine()
+    return f"linux/{ARCHITECTURES.get(machine, machine)}"
 
 
 def components_of(binary: str) -> list[dict]:
@@ -98,6 +108,7 @@ def build_sbom(binary: str) -> dict:
                 "licenses": [{"license": {"id": "MIT"}}],
                 "hashes": [{"alg": "SHA-256", "content": digest}],
             },
+            "properties": [{"name": "tinyapi:platform", "value": platform()}],
         },
         "components": components,
     }

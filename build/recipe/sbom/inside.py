@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import os
+import platform
+import sysconfig
 import tempfile
 
 from harness import staticx_archive
@@ -22,9 +24,10 @@ TOCS = {
     "PYZ-00.toc": (1, "toc"),
 }
 # Where staticx finds the libraries it bundles (it asks ldd; these are ldd's answers here).
+MULTIARCH = sysconfig.get_config_var("MULTIARCH") or f"{platform.machine()}-linux-gnu"
 LIBRARY_DIRS = (
-    "/lib/x86_64-linux-gnu",
-    "/usr/lib/x86_64-linux-gnu",
+    f"/lib/{MULTIARCH}",
+    f"/usr/lib/{MULTIARCH}",
     "/lib64",
     "/usr/lib64",
     "/lib",
