@@ -1,28 +1,85 @@
 """The bootloader of dist/tinyapi: staticx's, built by the recipe (build/recipe/bootloader.py)
-from the pinned sdist with build/patches/staticx/. The patch series against the sdist, and the
-patched bootloader at work: /bin/sh bundled with each compression (`python build bundle`), the
-bundle dir unpacked once and reused, its safety rules, the signals it forwards and gives back,
-a stop while it unpacks.
+from the pinned sdist with build/patches/staticx/. Its compile table against the sdist's SCons
+files, the patch series against the sdist, and the patched bootloader at work: /bin/sh bundled
+with each compression (`python build bundle`), the bundle dir unpacked once and reused, its
+safety rules, the signals it forwards and gives back, a stop while it unpacks.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from harness.paths import ROOT
 from harness.testing import needs_root, signals_in
+from recipe import bootloader, sources
+from recipe.env import build_env
 
 BUILD = [sys.executable, str(ROOT / "build")]
 
 
-# --- its build: the sdist, the patch series ----------------------------------------------------
+# --- its build: the sdist's own recipe, the patch series ---------------------------------------
+
+
+def scons_sources(tree: Path) -> dict[str, list[str]]:
+    """{library: its sources} as the (patched) sdist's SCons files build the bootloader: the
+    directories SConstruct builds in its bootloader loop, each SConscript's StaticLibrary or
+    Program target and sources, as paths from the tree's root."""
+    construct = ast.parse((tree / "SConstruct").read_text())
+    loop = next(
+        node
+        for node in ast.walk(construct)
+        if isinstance(node, ast.For) and "bootloader_env" in ast.unparse(node.iter)
+    )
+    subdirs = [
+        call.args[0].value
+        for call in ast.walk(loop)
+        if isinstance(call, ast.Call) and getattr(call.func, "attr", None) == "BuildSubdir"
+    ]
+    built = {}
+    for subdir in subdirs:
+        script = ast.parse((tree / subdir / "SConscript").read_text())
+        for call in ast.walk(script):
+            if not isinstance(call, ast.Call):
+                continue
+            if getattr(call.func, "attr", None) not in ("StaticLibrary", "Program"):
+                continue
+            args = {
+                kw.arg: ast.literal_eval(kw.value)
+                for kw in call.keywords
+                if kw.arg in ("target", "source")
+            }
+            built[args["target"]] = [f"{subdir}/{name}" for name in args["source"]]
+    return built
+
+
+@pytest.mark.slow
+def test_the_compile_table_is_the_sdists_scons_build():
+    """bootloader.LIBRARIES compiles what the sdist's SConstruct and SConscripts (after the
+    patches, which add libzstd) compile, file for file: a file added upstream fails here by
+    name. (slow: the first run downloads the pinned sdists into dist/bootloader/sources.)"""
+    with tempfile.TemporaryDirectory(prefix="tinyapi-scons-") as scratch:
+        tree, version = sources.patched_tree(scratch, build_env())
+        scons = scons_sources(Path(tree))
+    table = {library: list(files) for library, (_, files) in bootloader.LIBRARIES.items()}
+    assert set(scons) == set(table), (
+        f"staticx {version} builds {sorted(scons)}, the recipe {sorted(table)}"
+    )
+    for library, files in scons.items():
+        missing = sorted(set(files) - set(table[library]))
+        extra = sorted(set(table[library]) - set(files))
+        assert not missing, (
+            f"staticx {version} compiles {missing} into {library}: the recipe does not"
+        )
+        assert not extra, f"the recipe compiles {extra} into {library}: staticx {version} does not"
 
 
 @pytest.mark.slow
