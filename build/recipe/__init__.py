@@ -5,6 +5,6 @@ Run it from the repository's root with the interpreter whose packages go into th
 concern: paths (where things are), env (the tools' environment, the prerequisites),
 inputs (the up-to-date check), sources and bootloader (staticx's bootloader, patched, built
 with musl-gcc), freeze (PyInstaller), pack and staticx_driver (staticx), verify, binary (the
-stages in order), the SBOM (sbom, inside, owners, pedigree), cli. docs/binary.md explains
-the binary and the patches.
+stages in order), cli; the SBOM in sbom/ (inside, owners, pedigree, document).
+docs/binary.md explains the binary and the patches.
 """
