@@ -60,10 +60,10 @@ COPY . .
 RUN set -eu; \
     /venv/bin/python -m pip install --quiet --no-deps --no-build-isolation \
         --config-settings editable_mode=compat -e .; \
-    /venv/bin/python build/build.py --skip-verify; \
+    /venv/bin/python build --skip-verify; \
     ldd dist/tinyapi 2>&1 | grep -q 'not a dynamic executable'; \
     dist/tinyapi --version; \
-    /venv/bin/python build/sbom.py; \
+    /venv/bin/python build sbom; \
     IMAGE_DIR=/image /venv/bin/python docker/stage-image.py dist/tinyapi
 
 # The binary and its SBOM alone, to copy out (make binary-in-docker).

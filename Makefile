@@ -57,13 +57,13 @@ test-quick: venv ## the tests that need no Docker, no root and no long run (unde
 
 # --- the binary: build/ ---------------------------------------------------------------------------
 binary: venv ## build dist/tinyapi, the static executable (a no-op when nothing changed)
-	$(PY) build/build.py
+	$(PY) build
 
 binary-in-docker: ## the Dockerfile's build, binary only: dist/tinyapi-ARCH (+ .cdx.json); only Docker needed (PLATFORM=)
 	@ENGINE=$(ENGINE) IMAGE_NAME=$(IMAGE_NAME) docker/build-image $(if $(PLATFORM),--platform $(PLATFORM)) --binary-to dist
 
 sbom: binary ## write dist/tinyapi.cdx.json, the CycloneDX SBOM of what is inside the binary
-	$(PY) build/sbom.py
+	$(PY) build sbom
 
 # --- the image: Dockerfile + docker/ --------------------------------------------------------------
 # The engine that builds and runs the image: docker or podman (make image ENGINE=podman).

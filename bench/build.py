@@ -12,24 +12,16 @@ from bench.lib import BINARY, REPO, BenchError, run, say, stats
 from harness.digest import sha256
 from harness.epoch import source_date_epoch
 
-BUILD_INPUTS = [
-    "Makefile",
-    "pyproject.toml",
-    "requirements.lock",
-    "build/build.py",
-    "build/source-date-epoch",
-    "build/tinyapi.spec",
-    "build/bootloader-sources.txt",
-] + [
-    os.path.join("build", "patches", "staticx", f)
-    for f in sorted(os.listdir(os.path.join(REPO, "build", "patches", "staticx")))
-    if f.endswith(".patch")
-]
+# What `make binary` reads besides the service's sources: the recipe's whole folder (build/:
+# the recipe, the spec, the bootloader's pins and patches), and the files make and the
+# up-to-date check read.
+BUILD_INPUTS = ["Makefile", "pyproject.toml", "requirements.lock"]
+RECIPE = "build"
 
 
 def bench_build(results: dict, runs: int, clean_runs: int) -> None:
-    """`make binary` in a copy of the build's inputs (the sources, spec, build.py, Makefile,
-    lock, the bootloader's pins and patches): clean (no dist: the bootloader's sources are
+    """`make binary` in a copy of the build's inputs (the sources, build/: the recipe, the spec,
+    the bootloader's pins and patches; Makefile, lock): clean (no dist: the bootloader's sources are
     downloaded and it is compiled again) and with nothing changed, interleaved. The copy
     keeps the files' mtimes, so make takes the venv as up to date, and gets the repository's
     SOURCE_DATE_EPOCH, so its binary must be byte-identical to dist/tinyapi."""
@@ -45,6 +37,11 @@ def bench_build(results: dict, runs: int, clean_runs: int) -> None:
         for rel in files:
             os.makedirs(os.path.dirname(os.path.join(copy, rel)) or copy, exist_ok=True)
             shutil.copy2(os.path.join(REPO, rel), os.path.join(copy, rel))
+        shutil.copytree(
+            os.path.join(REPO, RECIPE),
+            os.path.join(copy, RECIPE),
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
         # -o: never remake the venv from here (it is the repository's own).
         make = [
             "make",

@@ -65,7 +65,7 @@ def to_markdown(r: dict) -> str:
         lines += [
             "",
             "Inside the binary, by part: *stored* is the bytes unpacked at the first start, "
-            "*zstd* each part compressed alone as build/build.py compresses the archive (what it "
+            "*zstd* each part compressed alone as the recipe compresses the archive (what it "
             "costs in the binary, roughly; the parts of one frame share a little).",
             "",
             "| part | stored | zstd | share of zstd |",

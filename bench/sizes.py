@@ -19,7 +19,7 @@ from harness.docker import export_image
 
 
 def zstd_size(data: bytes) -> int:
-    """Size of data zstd-compressed alone, as build/build.py compresses staticx's archive."""
+    """Size of data zstd-compressed alone, as the recipe compresses staticx's archive."""
     return len(
         subprocess.run(
             ["zstd", "-q", "-c", "--single-thread", "-19", "--long=24"],
@@ -77,7 +77,7 @@ def _outside(size: int, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def inside_binary(binary: str) -> dict:
     """Where the bytes of the binary go: every part with its size as stored (what staticx
-    unpacks at the first start) and zstd-compressed alone as build/build.py compresses the
+    unpacks at the first start) and zstd-compressed alone as the recipe compresses the
     archive (roughly what it costs in the binary: the archive is one zstd frame, so its parts
     share a little). The staticx bootloader is not compressed: both columns give its size."""
     from PyInstaller.archive.readers import CArchiveReader, ZlibArchiveReader

@@ -1,5 +1,5 @@
 """build/bootloader-sources.txt, the bootloader's sources pinned by sha256: one reader, for
-build/build.py (which downloads and checks them) and build/sbom.py (which names them)."""
+the recipe's bootloader (which downloads and checks them) and its SBOM (which names them)."""
 
 from __future__ import annotations
 

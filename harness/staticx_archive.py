@@ -2,10 +2,10 @@
 `.staticx.archive` behind its bootloader, a GNU tar compressed with zstd (the kit's
 bootloader, build/patches/staticx/), xz (upstream staticx's) or nothing.
 
-What the tar holds (build/build.py packs it): the C libraries staticx bundles (libc, ld.so,
+What the tar holds (the recipe's staticx stage packs it): the C libraries staticx bundles (libc, ld.so,
 ...), the program `tinyapi` (PyInstaller's one-dir executable, whose own archive holds the
 PYZ) with its `_internal/` directory, and the symlinks `.staticx.prog` and `.staticx.interp`.
-Used by build/sbom.py, the tests and the bench: one place that knows the layout.
+Used by the recipe's SBOM, the tests and the bench: one place that knows the layout.
 """
 
 from __future__ import annotations

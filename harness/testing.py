@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 import re
 
@@ -23,6 +25,31 @@ def unavailable(reason: str, command: str = SETUP) -> None:
     if IN_CI:
         pytest.fail(f"CI=true and {reason}", pytrace=False)
     pytest.skip(f"{reason} (to run it: {command})")
+
+
+def resolve(dotted: str):
+    """gunicorn.workers.gthread.ThreadWorker.handle -> that object, or a failure naming what is
+    gone: the contract tests name upstream internals, and a rename must fail by its name."""
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for name in parts[split:]:
+            if not hasattr(obj, name):
+                pytest.fail(f"there is no {dotted} any more ({name} is gone)", pytrace=False)
+            obj = getattr(obj, name)
+        return obj
+    pytest.fail(f"no module for {dotted}", pytrace=False)
+
+
+def assert_calls(dotted: str, calls: tuple[str, ...]) -> None:
+    """The source of dotted still does each of calls: an override or a wrapper of something
+    upstream stops calling does nothing at all."""
+    source = inspect.getsource(resolve(dotted))
+    for call in calls:
+        assert call in source, f"{dotted} no longer does `{call}`"
 
 
 def needs_root() -> None:

@@ -40,13 +40,13 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def binary() -> Path:
-    """dist/tinyapi, built (or found up to date) by build/build.py with this interpreter."""
-    cmd = [sys.executable, str(ROOT / "build" / "build.py")]
+    """dist/tinyapi, built (or found up to date) by `python build` with this interpreter."""
+    cmd = [sys.executable, str(ROOT / "build"), "binary"]
     if not IS_ROOT:
         cmd.append("--skip-verify")  # verify chroots; the root-only tests do the same
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, (
-        f"build/build.py exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+        f"python build exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
     )
     assert BINARY.exists()
     return BINARY

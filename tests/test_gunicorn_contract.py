@@ -9,7 +9,6 @@ means going through this file."""
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import tomllib
 from importlib.metadata import version
@@ -19,26 +18,11 @@ import pytest
 from gunicorn.http.parser import RequestParser
 from packaging.requirements import Requirement
 
+from harness.testing import assert_calls, resolve
 from tinyapi import refusals, server, worker
 from tinyapi.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def resolve(dotted: str):
-    """gunicorn.workers.gthread.ThreadWorker.handle -> that object, or fail naming it."""
-    parts = dotted.split(".")
-    for split in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:split]))
-        except ImportError:
-            continue
-        for name in parts[split:]:
-            if not hasattr(obj, name):
-                pytest.fail(f"gunicorn has no {dotted} any more ({name} is gone)", pytrace=False)
-            obj = getattr(obj, name)
-        return obj
-    pytest.fail(f"gunicorn has no module for {dotted}", pytrace=False)
 
 
 def test_gunicorn_is_pinned_to_the_checked_minor_version():
@@ -179,9 +163,7 @@ CALLS = {
 
 @pytest.mark.parametrize("dotted", CALLS)
 def test_calls(dotted):
-    source = inspect.getsource(resolve(dotted))
-    for call in CALLS[dotted]:
-        assert call in source, f"{dotted} no longer does `{call}`"
+    assert_calls(dotted, CALLS[dotted])
 
 
 def test_settings_tinyapi_sets_exist():

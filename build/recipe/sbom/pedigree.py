@@ -1,0 +1,98 @@
+"""What the bootloader was built from: the staticx component's pedigree (the upstream sdist
+and each patch of build/patches/staticx/), and zstd, whose decoder the bootloader links."""
+
+from __future__ import annotations
+
+import os
+import re
+import tarfile
+
+from harness import pins
+from recipe.paths import BOOTLOADER_SOURCES, SDISTS, shown
+from recipe.sbom import SbomError
+from recipe.sources import patch_series
+
+
+def pinned_sdist(name: str) -> tuple[str, str, str]:
+    """(version, sha256, path in dist/bootloader/sources) of a bootloader source."""
+    try:
+        version, digest = pins.pinned_sources(BOOTLOADER_SOURCES)[name]
+    except (ValueError, KeyError) as err:
+        raise SbomError(f"{BOOTLOADER_SOURCES}: no pin for {name} ({err})") from None
+    return version, digest, os.path.join(SDISTS, pins.sdist_name(name, version))
+
+
+def patch_entry(path: str) -> dict:
+    """One patch of the series, as a CycloneDX patch: its diff, and the upstream issue it
+    resolves when its DEP-3 header names one."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    patch = {
+        "type": "unofficial",
+        "diff": {"text": {"contentType": "text/x-diff", "content": text}, "url": shown(path)},
+    }
+    issue = re.search(r"^Forwarded: .*staticx issue (\d+)", text, re.M)
+    summary = re.search(r"^Description: (.*)$", text, re.M)
+    if issue:
+        patch["resolves"] = [
+            {
+                "type": "enhancement",
+                "id": issue[1],
+                "name": summary[1] if summary else os.path.basename(path),
+                "source": {
+                    "name": "staticx issues",
+                    "url": "https://github.com/JonathonReinhart/staticx/issues",
+                },
+            }
+        ]
+    return patch
+
+
+def staticx_pedigree(version: str) -> dict:
+    """The upstream sdist the bootloader was built from, and each patch of the series."""
+    upstream, digest, _ = pinned_sdist("staticx")
+    if upstream != version:
+        raise SbomError(
+            f"the bootloader is built from staticx {upstream}, the venv has {version}: "
+            f"re-pin {shown(BOOTLOADER_SOURCES)}"
+        )
+    return {
+        "ancestors": [
+            {
+                "type": "library",
+                "bom-ref": f"staticx-{upstream}-upstream-sdist",
+                "name": "staticx",
+                "version": upstream,
+                "purl": f"pkg:pypi/staticx@{upstream}",
+                "hashes": [{"alg": "SHA-256", "content": digest}],
+            }
+        ],
+        "patches": [patch_entry(path) for path in patch_series()],
+        "notes": "The bootloader is built from the upstream sdist with these patches "
+        "(python build, stage bootloader); libnssfix.so is the wheel's, unpatched.",
+    }
+
+
+def zstd_component() -> tuple[str, dict]:
+    """zstd's single-file library, which the patched bootloader links: its version read from
+    the zstd.h of the pinned zstandard sdist it was taken from."""
+    carrier, digest, path = pinned_sdist("zstandard")
+    if not os.path.exists(path):
+        raise SbomError(f"{path} is missing: build the binary first (make binary)")
+    with tarfile.open(path) as sdist:
+        header = sdist.extractfile(f"zstandard-{carrier}/zstd/zstd.h").read().decode()
+    parts = [
+        re.search(rf"#define ZSTD_VERSION_{part}\s+(\d+)", header)[1]
+        for part in ("MAJOR", "MINOR", "RELEASE")
+    ]
+    version = ".".join(parts)
+    return (
+        f"pkg:generic/zstd@{version}",
+        {
+            "name": "zstd",
+            "version": version,
+            "licenses": [{"expression": "BSD-3-Clause OR GPL-2.0-only"}],
+            "description": f"zstd's single-file library (zstd.c), from the zstandard {carrier} sdist "
+            f"(sha256 {digest}); its decoder is linked into staticx's bootloader",
+        },
+    )
