@@ -71,6 +71,14 @@ FROM scratch AS binary
 COPY --from=builder /src/dist/tinyapi /src/dist/tinyapi.cdx.json /
 
 FROM scratch
+# One COPY of the staged tree onto /: copying a directory to its own destination (/tmp) makes
+# the classic builder create it 0755 and lose the sticky 1777; as children of the copied tree
+# the directories keep their modes. What the tree holds, file by file: harness/image.py.
+# First, before any ARG or LABEL: the classic builder's cache ignores the platform, and a LABEL
+# step straight after FROM scratch would be taken from another platform's build (its COPY then
+# fails: "does not match the specified platform"); after this COPY every step has a parent of
+# this platform's own.
+COPY --from=builder /image/ /
 ARG VERSION=0.0.0-dev
 ARG SOURCE=""
 LABEL org.opencontainers.image.title="tinyapi" \
@@ -79,10 +87,6 @@ LABEL org.opencontainers.image.title="tinyapi" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="MIT" \
       tinyapi.sbom.path="/sbom.cdx.json"
-# One COPY of the staged tree onto /: copying a directory to its own destination (/tmp) makes
-# the classic builder create it 0755 and lose the sticky 1777; as children of the copied tree
-# the directories keep their modes. What the tree holds, file by file: harness/image.py.
-COPY --from=builder /image/ /
 ENV TINYAPI_CFG_PATH=/etc/tinyapi
 # Numeric, since scratch has no /etc/passwd: distroless' "nonroot" (harness.image.NONROOT).
 USER 65532:65532
