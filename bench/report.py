@@ -14,6 +14,11 @@ def ms(s: dict, scale=1000.0, digits=0) -> str:
     )
 
 
+def heading(title: str) -> list[str]:
+    """A section's first lines: its title, then a blank line."""
+    return [f"## {title}", ""]
+
+
 def to_markdown(r: dict) -> str:
     lines = [
         f"# tinyapi benchmark: {r['when']}",
@@ -27,7 +32,7 @@ def to_markdown(r: dict) -> str:
         "",
     ]
     if r["targets"]:
-        lines += ["## Targets", "", "| target | limit | measured | met |", "|---|---|---|---|"]
+        lines += [*heading("Targets"), "| target | limit | measured | met |", "|---|---|---|---|"]
         for t in r["targets"]:
             limit = ("<= " if t["kind"] == "max" else ">= ") + fmt_value(t["limit"], t["unit"])
             lines.append(
@@ -38,8 +43,7 @@ def to_markdown(r: dict) -> str:
     if "sizes" in r:
         s = r["sizes"]
         lines += [
-            "## Sizes",
-            "",
+            *heading("Sizes"),
             f"- image `{s['image']}`: **{s['image_bytes']:,} bytes** unpacked "
             f"({s['image_bytes'] / 1e6:.2f} MB, as `docker images` counts), "
             f"**{s['image_compressed_bytes']:,} bytes** compressed "
@@ -92,8 +96,7 @@ def to_markdown(r: dict) -> str:
         ]
     if "startup_host" in r or "startup_docker" in r:
         lines += [
-            "## Start-up (ms, to the first 200)",
-            "",
+            *heading("Start-up (ms, to the first 200)"),
             "| what | median (min - max) |",
             "|---|---:|",
         ]
@@ -127,8 +130,7 @@ def to_markdown(r: dict) -> str:
     if "memory" in r:
         m = r["memory"]
         lines += [
-            "## Memory of the container (MB, summed over its processes)",
-            "",
+            *heading("Memory of the container (MB, summed over its processes)"),
             "| when | Pss | Pss anon | Pss file | Rss | processes |",
             "|---|---:|---:|---:|---:|---:|",
         ]
@@ -157,8 +159,7 @@ def to_markdown(r: dict) -> str:
     if "throughput" in r:
         t = r["throughput"]
         lines += [
-            "## Throughput (wrk -t2 -c32 --latency)",
-            "",
+            *heading("Throughput (wrk -t2 -c32 --latency)"),
             "| where | path | seconds | req/s | p50 ms | p99 ms | errors (all runs) |",
             "|---|---|---:|---:|---:|---:|---:|",
         ]
@@ -186,8 +187,7 @@ def to_markdown(r: dict) -> str:
     if "build" in r:
         b = r["build"]
         lines += [
-            "## Build (`make binary`, s)",
-            "",
+            *heading("Build (`make binary`, s)"),
             "| what | median (min - max) |",
             "|---|---:|",
             f"| clean (no dist: no PyInstaller work dir, no bootloader), {len(b['clean_s']['runs'])} runs | {ms(b['clean_s'], 1, 1)} |",
@@ -209,8 +209,7 @@ def probe_section(r: dict) -> list[str]:
 
     image_memory = mb(image["memory_peak_bytes"]) if "memory_peak_bytes" in image else "n/a"
     return [
-        "## Health check: one `tinyapi probe`",
-        "",
+        *heading("Health check: one `tinyapi probe`"),
         "| per probe | `dist/tinyapi probe`, host | `docker exec … probe`, hardened run |",
         "|---|---:|---:|",
         f"| wall time (ms) | {ms(host['wall_s'])} | {ms(image['wall_s'])} |",

@@ -73,44 +73,35 @@ def check_the_tutorial(engine, tag: str, *flags: str) -> None:
         containers.close(show_logs=True)
 
 
-@pytest.mark.docker
-@pytest.mark.root
-@pytest.mark.slow
-def test_docker_build_in_a_clean_clone_serves_the_tutorial(clean_clone):
-    tag = f"tinyapi-clean-test:{uuid.uuid4().hex[:8]}"
-    try:
-        run(
-            ["docker", "build", "--build-arg", f"BUILDER_BASE={BASE}", "-t", tag, "."],
-            timeout=1800,
-            cwd=clean_clone,
-        )
-        check_the_tutorial(docker, tag)
-    finally:
-        docker("rmi", "-f", tag, check=False)
+# The engine, the image's name in its store, and the flags a run needs on this machine (runc
+# here cannot raise rlimits: Podman gets them set explicitly).
+ENGINES = {
+    "docker": (docker, "tinyapi-clean-test", ()),
+    "podman": (podman, "localhost/tinyapi-clean-test", PODMAN_ULIMITS),
+}
 
 
 @pytest.mark.docker
 @pytest.mark.root
 @pytest.mark.slow
-def test_podman_build_in_a_clean_clone_serves_the_tutorial(clean_clone):
-    if not shutil.which("podman"):
-        unavailable("no podman (apt-get install podman)")
-    # Podman's store is its own: the base goes there as it is.
-    saved = subprocess.Popen(["docker", "save", BASE], stdout=subprocess.PIPE)
-    subprocess.run(["podman", "load", "-q"], stdin=saved.stdout, check=True, capture_output=True)
-    assert saved.wait(60) == 0
-    tag = f"localhost/tinyapi-clean-test:{uuid.uuid4().hex[:8]}"
+@pytest.mark.parametrize("name", ENGINES)
+def test_build_in_a_clean_clone_serves_the_tutorial(clean_clone, name):
+    engine, repository, flags = ENGINES[name]
+    if not shutil.which(name):
+        unavailable(f"no {name} (apt-get install {name})")
+    if name == "podman":  # Podman's store is its own: the base goes there as it is
+        saved = subprocess.Popen(["docker", "save", BASE], stdout=subprocess.PIPE)
+        podman("load", "-q", stdin=saved.stdout, timeout=300)
+        assert saved.wait(60) == 0
+    tag = f"{repository}:{uuid.uuid4().hex[:8]}"
     try:
-        run(
-            ["podman", "build", "--build-arg", f"BUILDER_BASE={BASE}", "-t", tag, "."],
-            timeout=1800,
-            cwd=clean_clone,
-        )
-        # runc here cannot raise rlimits: Podman gets them set explicitly (tests/test_podman.py).
-        check_the_tutorial(podman, tag, *PODMAN_ULIMITS)
+        run([name, "build", "--build-arg", f"BUILDER_BASE={BASE}", "-t", tag, "."],
+            timeout=1800, cwd=clean_clone)  # fmt: skip
+        check_the_tutorial(engine, tag, *flags)
     finally:
-        subprocess.run(["podman", "rmi", "-f", tag], capture_output=True)
-        subprocess.run(["podman", "image", "prune", "-f"], capture_output=True)  # its stages
+        engine("rmi", "-f", tag, check=False)
+        if name == "podman":
+            podman("image", "prune", "-f", check=False)  # its build's stages
 
 
 @pytest.mark.docker
