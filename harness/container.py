@@ -70,6 +70,15 @@ def podman(
     return proc
 
 
+def docker_to_podman(image: str, user: str | None = None) -> None:
+    """`docker save IMAGE | podman load`: the same image, layer for layer, in Podman's store (as
+    root, or as user: rootful and rootless Podman keep separate stores)."""
+    with subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE) as saved:
+        podman("load", "-q", user=user, stdin=saved.stdout, timeout=300)
+    if saved.returncode != 0:
+        raise DockerError(f"docker save {image} exited {saved.returncode}")
+
+
 class Container:
     """A container by name, on its engine; port: the host port of 127.0.0.1 its 8080 is
     published on (or, with host networking, the one the server binds itself)."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.container import PODMAN_ULIMITS, Containers, podman
+from harness.container import PODMAN_ULIMITS, Containers, docker_to_podman, podman
 from harness.digest import sha256
 from harness.docker import docker, docker_answers
 from harness.elf import header
@@ -90,9 +90,7 @@ def test_build_in_a_clean_clone_serves_the_tutorial(clean_clone, name):
     if not shutil.which(name):
         unavailable(f"no {name} (apt-get install {name})")
     if name == "podman":  # Podman's store is its own: the base goes there as it is
-        saved = subprocess.Popen(["docker", "save", BASE], stdout=subprocess.PIPE)
-        podman("load", "-q", stdin=saved.stdout, timeout=300)
-        assert saved.wait(60) == 0
+        docker_to_podman(BASE)
     tag = f"{repository}:{uuid.uuid4().hex[:8]}"
     try:
         run([name, "build", "--build-arg", f"BUILDER_BASE={BASE}", "-t", tag, "."],

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from harness.container import PODMAN_ULIMITS as ULIMITS
-from harness.container import START_TIMEOUT, Container, Containers, podman
+from harness.container import START_TIMEOUT, Container, Containers, docker_to_podman, podman
 from harness.docker import docker, export_image
 from harness.http import free_port, poll
 from harness.image import HARDENED_RUN as HARDENED
@@ -56,9 +56,7 @@ def load_into_podman(image: str, user: str | None = None) -> str:
     name = f"tinyapi-podman-test-{uuid.uuid4().hex[:12]}:latest"
     docker("tag", image, name)
     try:
-        with subprocess.Popen(["docker", "save", name], stdout=subprocess.PIPE) as saved:
-            podman("load", "-q", user=user, stdin=saved.stdout, timeout=120)
-        assert saved.wait(timeout=60) == 0
+        docker_to_podman(name, user=user)
     finally:
         docker("rmi", name, check=False)  # the tag only: the image stays
     return f"localhost/{name}"
