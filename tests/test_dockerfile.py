@@ -178,10 +178,11 @@ def test_a_builder_base_without_python_3_11_fails_in_one_line(clean_clone, tmp_p
     shutil.copy("/bin/busybox", root / "bin" / "busybox")
     (root / "bin" / "sh").symlink_to("busybox")
     tag = f"tinyapi-test-nopython:{uuid.uuid4().hex[:8]}"
-    tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-    subprocess.run(
-        ["docker", "import", "-", tag], stdin=tar.stdout, check=True, capture_output=True
-    )
+    with subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE) as tar:
+        subprocess.run(
+            ["docker", "import", "-", tag], stdin=tar.stdout, check=True, capture_output=True
+        )
+    assert tar.returncode == 0
     try:
         proc = subprocess.run(
             ["docker", "build", "--build-arg", f"BUILDER_BASE={tag}", "-t", tag + "-x", "."],
