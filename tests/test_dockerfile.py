@@ -185,7 +185,16 @@ def test_a_builder_base_without_python_3_11_fails_in_one_line(clean_clone, tmp_p
     assert tar.returncode == 0
     try:
         proc = subprocess.run(
-            ["docker", "build", "--build-arg", f"BUILDER_BASE={tag}", "-t", tag + "-x", "."],
+            [
+                "docker",
+                "build",
+                "--force-rm",
+                "--build-arg",
+                f"BUILDER_BASE={tag}",
+                "-t",
+                tag + "-x",
+                ".",
+            ],
             cwd=clean_clone,
             capture_output=True,
             text=True,
@@ -198,5 +207,7 @@ def test_a_builder_base_without_python_3_11_fails_in_one_line(clean_clone, tmp_p
             "builder: BUILDER_BASE needs Python 3.11 as python3, and has none: use a Debian "
             "bookworm with it (python:3.11-slim-bookworm, build/make-builder-base)"
         ]
+        # ... and leaves no container of the failed step behind.
+        assert not docker("ps", "-aq", "--filter", f"ancestor={tag}").stdout.strip()
     finally:
         docker("rmi", "-f", tag, tag + "-x", check=False)
