@@ -11,11 +11,11 @@ import subprocess
 import tempfile
 
 from bench.lib import REPO, BenchError, run, say
+from harness.image import LOCAL_BUILDER_BASE as BUILDER_BASE
 from harness.image import NONROOT
 
 BASELINE_IMAGE = "tinyapi-bench/busybox-httpd:latest"
 SOURCE_IMAGE = "tinyapi-bench/source:latest"  # the same server from source, in a container
-BUILDER_BASE = "tinyapi-builder-base:bookworm"  # build/make-builder-base
 DEBIAN_PYTHON = "/usr/bin/python3"  # the builder base's Python is Debian's too
 
 

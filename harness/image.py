@@ -8,6 +8,10 @@ from dataclasses import dataclass
 # The image's user and group, numeric since scratch has no /etc/passwd: distroless' "nonroot".
 NONROOT = 65532
 
+# The builder stage's base where no registry answers: build/make-builder-base's tag for this
+# machine's architecture (docker/build-image makes and uses it; the tests and bench name it).
+LOCAL_BUILDER_BASE = "tinyapi-builder-base:bookworm"
+
 # The image's size limit, as `docker images` counts it (10^6 bytes): the benchmark's target
 # and the tests' assertion.
 MAX_IMAGE_BYTES = 8_000_000

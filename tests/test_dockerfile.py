@@ -24,10 +24,10 @@ from harness.digest import sha256
 from harness.docker import docker, docker_answers
 from harness.elf import header
 from harness.emptyroot import empty_root_server
+from harness.image import LOCAL_BUILDER_BASE as BASE
 from harness.paths import ROOT
 from harness.testing import AS_ROOT, IS_ROOT, unavailable
 
-BASE = "tinyapi-builder-base:bookworm"  # build/make-builder-base's tag for this machine's arch
 INDEX = b"Index of tinyapi. These aren't the droids you're looking for\n"
 
 
