@@ -4,34 +4,69 @@
 #   docker build -t tinyapi .
 #   docker run --rm -p 8080:8080 tinyapi
 #
-# Two stages. The builder makes the venv of build/requirements.lock, builds dist/tinyapi (the
-# binary's recipe, build/) and its SBOM, and stages the image's tree with its final modes in
-# /image; the last stage is scratch plus that tree. `make image` runs this same build (for
-# another architecture: make image PLATFORM=linux/arm64). It works with the classic builder,
-# BuildKit and `podman build`: no RUN in scratch (no shell there), no COPY --chmod.
+# Three stages. The interpreter stage builds the kit's interpreter (CPython and OpenSSL from
+# Debian's pinned sources, build/recipe/interpreter.py) on the build machine, cross-compiled for
+# another platform. The builder checks it, makes its venv of build/requirements.lock, builds
+# dist/tinyapi (the binary's recipe, build/) and its SBOM, and stages the image's tree with its
+# final modes in /image; the last stage is scratch plus that tree. `make image` runs this same
+# build (for another architecture: make image PLATFORM=linux/arm64). It works with the classic
+# builder, BuildKit and `podman build`: no RUN in scratch (no shell there), no COPY --chmod.
+# Another platform than the machine's needs BuildKit or Podman (the classic builder refuses to
+# copy between stages of two platforms; make image picks Podman then).
 #
 # Build arguments:
-#   BUILDER_BASE       Debian bookworm with Python 3.11 and its venv module, for the build's
-#                      platform. Offline: build/make-builder-base, then
+#   BUILDER_BASE       Debian bookworm with Python 3.11, for the target platform (it runs the
+#                      interpreter's recipe; the binary gets the kit's own interpreter).
+#                      Offline: build/make-builder-base, then
 #                      --build-arg BUILDER_BASE=tinyapi-builder-base:bookworm
+#   INTERPRETER_BASE   the same for the build machine's platform (default BUILDER_BASE, which
+#                      is multi-platform when it is the official image)
 #   SOURCE_DATE_EPOCH  the build's time, stamped into the binary, the SBOM and the image's
 #                      files (make image passes the last commit's; default 0)
 #   VERSION, SOURCE    the image's labels
 # Behind a proxy that inspects TLS, the builder's pip trusts docker/pip-ca/ca.pem (make image
 # puts the machine's CA bundle there).
 ARG BUILDER_BASE=python:3.11-slim-bookworm
+ARG INTERPRETER_BASE=${BUILDER_BASE}
 
-FROM ${BUILDER_BASE} AS builder
+# BuildKit sets BUILDPLATFORM, TARGETPLATFORM and TARGETARCH; the classic builder sets none,
+# and builds for its own platform, which "linux" names. Every later stage names its platform
+# too: Podman 4 would look their bases up for the platform of this one.
+FROM --platform=${BUILDPLATFORM:-linux} ${INTERPRETER_BASE} AS interpreter
+ARG TARGETARCH
+ENV LANG=C.UTF-8
+WORKDIR /src
+COPY build/recipe/interpreter.py build/recipe/
+COPY build/interpreter/ build/interpreter/
+# Its tools from apt only when the base lacks them (the recipe names them: a C toolchain, perl
+# and three -dev packages; for another platform its cross gcc and those -dev packages of it),
+# then the build (~4 min on 2 cores), rebuilt only when the recipe changes.
+RUN set -eu; \
+    python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
+        echo "interpreter: INTERPRETER_BASE (default BUILDER_BASE) needs Python 3.11 as python3, and has $(python3 --version 2>/dev/null || echo none): use a Debian bookworm with it (python:3.11-slim-bookworm, build/make-builder-base)" >&2; \
+        exit 1; }; \
+    need=$(python3 build/recipe/interpreter.py --missing --arch "${TARGETARCH:-}"); \
+    if [ -n "$need" ]; then \
+        for arch in $(printf '%s\n' $need | sed -n 's/.*:\(.*\)/\1/p' | sort -u); do \
+            dpkg --add-architecture "$arch"; \
+        done; \
+        apt-get update -q; \
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $need; \
+        rm -rf /var/lib/apt/lists/*; \
+    fi; \
+    TINYAPI_INTERPRETER_DOWNLOADS=/tmp/interpreter-sources \
+        python3 build/recipe/interpreter.py --prefix /opt/tinyapi-python --arch "${TARGETARCH:-}"; \
+    rm -rf /tmp/interpreter-sources
+
+FROM --platform=${TARGETPLATFORM:-linux} ${BUILDER_BASE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     LANG=C.UTF-8
 # The build's tools, from apt only when the base lacks them (the official python image lacks
-# them all; build/make-builder-base's base has them all).
+# them all; build/make-builder-base's base has them all): binutils for the spec and staticx,
+# musl-gcc, gcc and libc6-dev for staticx's bootloader (and its sdist, where it has no wheel).
 RUN set -eu; \
-    python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
-        echo "builder: BUILDER_BASE needs Python 3.11 as python3, and has $(python3 --version 2>/dev/null || echo none): use a Debian bookworm with it (python:3.11-slim-bookworm, build/make-builder-base)" >&2; \
-        exit 1; }; \
     need=""; \
     for tool in strip:binutils objdump:binutils make:make musl-gcc:musl-tools patch:patch \
                 zstd:zstd gcc:gcc /usr/include/stdio.h:libc6-dev; do \
@@ -47,9 +82,14 @@ COPY docker/pip-ca/ /etc/tinyapi-builder/pip-ca/
 RUN if [ -s /etc/tinyapi-builder/pip-ca/ca.pem ]; then \
         printf '[global]\ncert = /etc/tinyapi-builder/pip-ca/ca.pem\n' >/etc/pip.conf; \
     fi
+# The interpreter, checked on this platform (a cross-compiled one could not be, where built).
+COPY --from=interpreter /opt/tinyapi-python/ /opt/tinyapi-python/
+COPY build/recipe/interpreter.py build/recipe/
+COPY build/interpreter/ build/interpreter/
+RUN /opt/tinyapi-python/bin/python3 build/recipe/interpreter.py --check --prefix /opt/tinyapi-python
 # The venv from the lock alone: this layer is rebuilt when the lock changes, not at every edit.
 COPY build/install-lock build/requirements.lock build/
-RUN build/install-lock build/requirements.lock /venv
+RUN build/install-lock build/requirements.lock /venv /opt/tinyapi-python/bin/python3
 
 # After the venv, so that a new commit's time does not rebuild it.
 ARG SOURCE_DATE_EPOCH=0
@@ -67,10 +107,10 @@ RUN set -eu; \
     IMAGE_DIR=/image /venv/bin/python docker/stage-image.py dist/tinyapi
 
 # The binary and its SBOM alone, to copy out (make binary-in-docker).
-FROM scratch AS binary
+FROM --platform=${TARGETPLATFORM:-linux} scratch AS binary
 COPY --from=builder /src/dist/tinyapi /src/dist/tinyapi.cdx.json /
 
-FROM scratch
+FROM --platform=${TARGETPLATFORM:-linux} scratch
 # One COPY of the staged tree onto /: copying a directory to its own destination (/tmp) makes
 # the classic builder create it 0755 and lose the sticky 1777; as children of the copied tree
 # the directories keep their modes. What the tree holds, file by file: harness/image.py.

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: help venv lock lint format docs setup serve run test test-quick binary binary-in-docker sbom image image-multiarch inspect verify-reproducible tour bench bench-quick soak demo-swarm
+.PHONY: help venv build-venv lock lint format docs setup serve run test test-quick binary binary-in-docker sbom image image-multiarch inspect verify-reproducible tour bench bench-quick soak demo-swarm
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -56,14 +56,29 @@ test-quick: venv ## the tests that need no Docker, no root and no long run (unde
 	$(PY) -m pytest -m "not docker and not root and not slow"
 
 # --- the binary: build/ ---------------------------------------------------------------------------
-binary: venv ## build dist/tinyapi, the static executable (a no-op when nothing changed)
-	$(PY) build
+# The binary is frozen with the kit's own interpreter (build/recipe/interpreter.py: CPython and
+# OpenSSL from Debian's pinned sources, built for the service), in a venv of the builder's lock.
+INTERPRETER := dist/interpreter/python
+BUILD_VENV  := dist/interpreter/venv
+BUILD_PY    := $(BUILD_VENV)/bin/python
+
+build-venv: ## the kit's interpreter (~4 min once, then cached by its inputs) and its venv of build/requirements.lock
+	$(PYTHON) build/recipe/interpreter.py --prefix $(INTERPRETER)
+	@$(MAKE) --no-print-directory $(BUILD_VENV)/.installed
+
+$(BUILD_VENV)/.installed: $(INTERPRETER)/tinyapi-interpreter.json build/requirements.lock pyproject.toml build/install-lock
+	build/install-lock build/requirements.lock $(abspath $(BUILD_VENV)) $(abspath $(INTERPRETER))/bin/python3
+	$(BUILD_PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation --config-settings editable_mode=compat -e .
+	touch $@
+
+binary: build-venv ## build dist/tinyapi, the static executable (a no-op when nothing changed)
+	$(BUILD_PY) build $(BUILD_FLAGS)
 
 binary-in-docker: ## the Dockerfile's build, binary only: dist/tinyapi-ARCH (+ .cdx.json); only Docker needed (PLATFORM=)
 	@ENGINE=$(ENGINE) IMAGE_NAME=$(IMAGE_NAME) docker/build-image $(if $(PLATFORM),--platform $(PLATFORM)) --binary-to dist
 
 sbom: binary ## write dist/tinyapi.cdx.json, the CycloneDX SBOM of what is inside the binary
-	$(PY) build sbom
+	$(BUILD_PY) build sbom
 
 # --- the image: Dockerfile + docker/ --------------------------------------------------------------
 # The engine that builds and runs the image: docker or podman (make image ENGINE=podman).

@@ -154,6 +154,25 @@ def test_build_image_names_the_platforms_it_knows():
     )
 
 
+def test_another_platform_without_buildkit_or_podman_says_what_it_needs(tmp_path):
+    """The interpreter is cross-compiled in a stage of the build machine's platform, which
+    Docker's classic builder cannot copy from: without BuildKit or Podman, one line."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("dirname", "uname", "id", "grep", "sed"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    docker = bin_dir / "docker"  # answers, on x86_64, with the classic builder only
+    docker.write_text("#!/bin/sh\ncase $1 in info) echo x86_64 ;; *) exit 1 ;; esac\n")
+    docker.chmod(0o755)
+    (tmp_path / "qemu-aarch64").write_text("enabled\n")
+    proc = build_image("--platform", "linux/arm64", path=str(bin_dir), BINFMT_MISC=str(tmp_path))
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        "build-image: building linux/arm64 here needs BuildKit (docker buildx) or Podman: "
+        "Docker's classic builder cannot copy between stages of two platforms\n"
+    )
+
+
 @pytest.mark.docker
 def test_build_for_an_architecture_without_emulation_names_the_two_commands(tmp_path):
     if not docker_answers():
@@ -202,10 +221,11 @@ def test_a_builder_base_without_python_3_11_fails_in_one_line(clean_clone, tmp_p
         )
         assert proc.returncode != 0
         # The line, whatever colour the engine gives its stderr.
-        said = re.findall(r"^(?:\x1b\[\d+m)?(builder: .*)$", proc.stdout + proc.stderr, re.M)
+        said = re.findall(r"^(?:\x1b\[\d+m)?(interpreter: .*)$", proc.stdout + proc.stderr, re.M)
         assert said == [
-            "builder: BUILDER_BASE needs Python 3.11 as python3, and has none: use a Debian "
-            "bookworm with it (python:3.11-slim-bookworm, build/make-builder-base)"
+            "interpreter: INTERPRETER_BASE (default BUILDER_BASE) needs Python 3.11 as python3, "
+            "and has none: use a Debian bookworm with it (python:3.11-slim-bookworm, "
+            "build/make-builder-base)"
         ]
         # ... and leaves no container of the failed step behind.
         assert not docker("ps", "-aq", "--filter", f"ancestor={tag}").stdout.strip()

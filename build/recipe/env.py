@@ -9,6 +9,7 @@ import sys
 from importlib.util import find_spec
 
 from harness.epoch import source_date_epoch
+from recipe.interpreter import MANIFEST, read_manifest
 from recipe.paths import REPO
 
 
@@ -22,6 +23,11 @@ class BuildError(Exception):
 
 def stage(name: str, what: str) -> None:
     print(f"==> {name}: {what}", flush=True)
+
+
+def kit_interpreter() -> dict:
+    """The manifest of the interpreter this runs on, {} when it is not the kit's."""
+    return read_manifest(sys.base_prefix)
 
 
 def build_env() -> dict[str, str]:
@@ -64,6 +70,12 @@ def collect(env: dict[str, str], verify: bool = True) -> None:
             f"missing: {', '.join(missing)} (Python packages come with `make venv`; "
             "strip/objcopy with binutils; ldd, unshare, chroot with libc-bin, util-linux, coreutils; "
             "musl-gcc with musl-tools; patch and zstd with the Debian packages of those names)",
+            code=2,
+        )
+    if not kit_interpreter():
+        raise BuildError(
+            f"{sys.executable} does not run on the kit's interpreter ({sys.base_prefix} has no "
+            f"{MANIFEST}): build with `make binary`, which builds it (build/recipe/interpreter.py)",
             code=2,
         )
     if not os.path.exists(os.path.join(REPO, "tinyapi", "cli.py")):

@@ -12,6 +12,7 @@ import sys
 
 from harness.digest import sha256
 from harness.epoch import source_date_epoch
+from recipe.env import kit_interpreter
 from recipe.paths import BINARY, BOOTLOADER_SOURCES, DIST, LOCK, RECIPE, REPO, SPEC, STAMP
 from recipe.sources import patch_series
 
@@ -36,8 +37,9 @@ def input_files() -> list[str]:
 
 def inputs_hash() -> str:
     h = hashlib.sha256()
-    # The interpreter is an input: .venv (pyenv) and .venv-debian share dist/.
-    h.update(f"python={sys.executable} {sys.version}\n".encode())
+    # The interpreter is an input: its build's key, and which venv runs on it.
+    key = kit_interpreter().get("key", "none")
+    h.update(f"python={sys.executable} {sys.version} interpreter={key}\n".encode())
     # So is the build's time, stamped into staticx's archive: after a new commit, a binary
     # built at the one before is not what a clean build of this commit gives.
     h.update(f"SOURCE_DATE_EPOCH={source_date_epoch()}\n".encode())

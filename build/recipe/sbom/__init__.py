@@ -9,8 +9,9 @@ and the build's tables in dist/pyinstaller/work/tinyapi (Analysis-00.toc, COLLEC
 PKG-00.toc, PYZ-00.toc) for where on this machine each of those files came from.
 Each file is traced to what shipped it (owners): a Python distribution of the build venv
 (name, version, license, PURL), a Debian package (dpkg's file lists, `dpkg-query`), or the
-interpreter's own build (pyenv). Every shared library inside the binary lands in some
-component's `tinyapi:file` properties; tests/test_supply_chain.py checks that.
+kit's interpreter (cpython, and openssl linked into its libpython, each with its pedigree).
+Every shared library inside the binary lands in some component's `tinyapi:file` properties;
+tests/test_supply_chain.py checks that.
 The bootloader is staticx's, patched (build/patches/staticx/): the staticx component carries a
 CycloneDX pedigree (the upstream sdist, each patch as a diff), and zstd, whose decoder the
 patched bootloader links, is a component of its own (pedigree). The document (document) names

@@ -1,5 +1,5 @@
 """Who shipped each file of the binary: a Python distribution of the build venv, a Debian
-package, or the interpreter's own build; the SBOM's components, keyed by PURL."""
+package, or the kit's interpreter; the SBOM's components, keyed by PURL."""
 
 from __future__ import annotations
 
@@ -107,16 +107,10 @@ class Components:
 
 
 def interpreter_component() -> tuple[str, dict]:
-    version = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
-    return (
-        f"pkg:generic/cpython@{version}",
-        {
-            "name": "cpython",
-            "version": version,
-            "licenses": [{"license": {"id": "PSF-2.0"}}],
-            "description": f"the Python interpreter of the build ({sys.base_prefix})",
-        },
-    )
+    """cpython as the kit built it (build/recipe/interpreter.py), its pedigree included."""
+    from recipe.sbom.pedigree import kit_component
+
+    return kit_component("cpython")
 
 
 def deb_purl(package: str, version: str, arch: str) -> str:

@@ -1,13 +1,17 @@
-"""What the bootloader was built from: the staticx component's pedigree (the upstream sdist
-and each patch of build/patches/staticx/), and zstd, whose decoder the bootloader links."""
+"""What the kit built from sources: the staticx component's pedigree (the upstream sdist and
+each patch of build/patches/staticx/), zstd, whose decoder the bootloader links, and the
+interpreter's cpython and openssl (their Debian sources, patches and configure options, from
+the manifest build/recipe/interpreter.py leaves beside the interpreter)."""
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 import tarfile
 
 from harness import pins
+from recipe.interpreter import MANIFEST, read_manifest
 from recipe.paths import BOOTLOADER_SOURCES, SDISTS, shown
 from recipe.sbom import SbomError
 from recipe.sources import patch_series
@@ -96,3 +100,48 @@ def zstd_component() -> tuple[str, dict]:
             f"(sha256 {digest}); its decoder is linked into staticx's bootloader",
         },
     )
+
+
+def kit_component(name: str) -> tuple[str, dict]:
+    """cpython or openssl of the interpreter the build ran on, as its manifest describes it:
+    version, licence, and a pedigree of the pinned Debian sources (ancestors), the patches
+    applied (Debian's backported fixes, each by its name in the debian.tar.xz) and the
+    configure options (a property each)."""
+    manifest = read_manifest(sys.base_prefix)
+    found = [c for c in manifest.get("components", ()) if c["name"] == name]
+    if not found:
+        raise SbomError(
+            f"{sys.base_prefix}/{MANIFEST} does not describe {name}: "
+            "the SBOM is written with the kit's interpreter (make sbom)"
+        )
+    part = found[0]
+    version = part["version"]
+    ancestors = [
+        {
+            "type": "library",
+            "bom-ref": f"{name}-{version}-source-{i}",
+            "name": os.path.basename(source["url"]),
+            "externalReferences": [{"type": "distribution", "url": source["url"]}],
+            "hashes": [{"alg": "SHA-256", "content": source["sha256"]}],
+        }
+        for i, source in enumerate(part["sources"])
+    ]
+    debian = part["sources"][-1]["url"]
+    patches = [
+        {"type": "backport", "diff": {"url": f"{debian}#debian/patches/{patch}"}}
+        for patch in part["patches"]
+    ]
+    built = "linked into libpython" if name == "openssl" else "the interpreter"
+    fields = {
+        "name": name,
+        "version": version,
+        "licenses": [{"license": {"id": part["license"]}}],
+        "description": f"{built}, built by the kit from Debian's sources "
+        "(build/recipe/interpreter.py)",
+        "pedigree": {
+            "ancestors": ancestors,
+            "patches": patches,
+            "notes": "configure: " + " ".join(part["configure"]),
+        },
+    }
+    return f"pkg:generic/{name}@{version}", fields

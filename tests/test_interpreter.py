@@ -1,0 +1,199 @@
+"""The kit's own interpreter (build/recipe/interpreter.py): what it builds in and leaves out,
+its pinned sources, how it says no, what the SBOM says of it, and TLS as the frozen binary
+does it with its own OpenSSL, against local servers with a test CA."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trustme
+
+from harness import staticx_archive
+from harness.paths import ROOT, SBOM
+
+sys.path.insert(0, str(ROOT / "build" / "recipe"))
+import interpreter  # noqa: E402  (build/recipe/interpreter.py: standard library only)
+
+RECIPE = ROOT / "build" / "recipe" / "interpreter.py"
+SETUP_LOCAL = ROOT / "build" / "interpreter" / "Setup.local"
+
+
+def setup_local_sections() -> dict[str, list[str]]:
+    """Setup.local's modules by section (*static*, *shared*, *disabled*)."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in SETUP_LOCAL.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if re.fullmatch(r"\*\w+\*", line):
+            current = sections.setdefault(line.strip("*"), [])
+        elif line:
+            current.append(line.split()[0])
+    return sections
+
+
+# --- the recipe, without building -------------------------------------------------------------
+
+
+def test_setup_local_builds_in_exactly_the_modules_the_recipe_checks():
+    assert sorted(setup_local_sections()["static"]) == sorted(interpreter.BUILTIN)
+
+
+def test_hashlib_stays_on_its_builtin_digests():
+    """_hashlib is never built (the spec leaves it out too), and the built-in digests are in."""
+    assert "_hashlib" in setup_local_sections()["disabled"]
+    assert "'_hashlib'" in (ROOT / "build" / "tinyapi.spec").read_text()
+    assert {"_md5", "_sha1", "_sha256", "_sha512", "_sha3", "_blake2"} <= set(interpreter.BUILTIN)
+
+
+def test_sources_are_debians_and_pinned():
+    for name, (path, digest) in interpreter.SOURCES.items():
+        assert re.fullmatch(r"[0-9a-f]{64}", digest), name
+        assert path.startswith(("/debian/pool/main/", "/debian-security/pool/updates/main/"))
+    openssl, cpython, debian = (interpreter.SOURCES[n][0] for n in interpreter.SOURCES)
+    assert f"openssl_{interpreter.OPENSSL_VERSION}.orig" in openssl
+    assert f"python3.11_{interpreter.CPYTHON_VERSION}.orig" in cpython
+    assert f"{interpreter.CPYTHON_DEBIAN_VERSION}.debian.tar.xz" in debian
+
+
+def test_openssl_keeps_its_assembly_and_drops_old_protocols():
+    options = interpreter.OPENSSL_OPTIONS
+    assert "no-asm" not in options
+    assert {"no-ssl3", "no-tls1", "no-tls1_1", "no-shared"} <= set(options)
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--jobs", "many"], "invalid int value: 'many'"),
+        (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    ],
+)
+def test_a_bad_option_is_one_line(args, expected):
+    done = subprocess.run(
+        [sys.executable, str(RECIPE), *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1 and expected in done.stderr
+    assert done.stderr.startswith("interpreter: ")
+
+
+def test_help_says_what_it_builds():
+    done = subprocess.run(
+        [sys.executable, str(RECIPE), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0
+    assert "CPython 3.11 and OpenSSL 3.0" in done.stdout and "--prefix" in done.stdout
+
+
+# --- the frozen binary ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_binary_holds_no_extension_module_of_the_interpreter(binary):
+    """The service's modules are inside libpython: no lib-dynload, no libssl or libcrypto;
+    the one extension module left is MarkupSafe's own."""
+    with staticx_archive.open_archive(str(binary)) as archive:
+        names = [m.name for m in archive.getmembers() if m.isfile()]
+    assert not [n for n in names if "lib-dynload" in n]
+    assert not [n for n in names if re.search(r"lib(ssl|crypto)\.so", n)]
+    extensions = [n for n in names if re.search(r"\.cpython-311-.*\.so$", n)]
+    assert [os.path.dirname(n).rsplit("/", 1)[-1] for n in extensions] == ["markupsafe"]
+
+
+@pytest.fixture(scope="module")
+def sbom(binary):
+    subprocess.run(
+        ["make", "--no-print-directory", "sbom"], cwd=ROOT, check=True, capture_output=True
+    )
+    return json.loads(SBOM.read_text())
+
+
+@pytest.mark.slow
+def test_sbom_gives_cpython_and_openssl_with_their_pedigree(sbom):
+    components = {c["name"]: c for c in sbom["components"]}
+    cpython, openssl = components["cpython"], components["openssl"]
+    assert cpython["version"] == interpreter.CPYTHON_VERSION
+    assert openssl["version"] == interpreter.OPENSSL_VERSION
+    assert cpython["licenses"] == [{"license": {"id": "PSF-2.0"}}]
+    assert openssl["licenses"] == [{"license": {"id": "Apache-2.0"}}]
+    pins = {digest for _, digest in interpreter.SOURCES.values()}
+    for component in (cpython, openssl):
+        hashes = {a["hashes"][0]["content"] for a in component["pedigree"]["ancestors"]}
+        assert hashes <= pins and hashes
+    # Debian's backported fixes, each by name; the first is the series' first kept.
+    patches = [p["diff"]["url"] for p in cpython["pedigree"]["patches"]]
+    assert patches[0].endswith(f"#debian/patches/{interpreter.FIRST_DEBIAN_PATCH}")
+    assert len(patches) > 20 and all(
+        p["type"] == "backport" for p in cpython["pedigree"]["patches"]
+    )
+    assert "--without-doc-strings" in cpython["pedigree"]["notes"]
+    assert "no-tls1_1" in openssl["pedigree"]["notes"]
+    linked = [p["value"] for p in openssl["properties"] if p["name"] == "tinyapi:file"]
+    assert linked and all("libpython3.11.so" in v and "(linked in)" in v for v in linked)
+
+
+# --- TLS, as the binary's health checks do it -------------------------------------------------
+
+
+def health(binary: Path, start_server, ca_file: str, first: str, second: str) -> list[dict]:
+    """The binary's /healthcheck results with its two checks aimed at first and second."""
+    server = start_server(
+        command=lambda *args: [str(binary), *args],
+        TINYAPI_HEALTHCHECK_CA_FILE=ca_file,
+        TINYAPI_HEALTHCHECK_HC1_URL=first,
+        TINYAPI_HEALTHCHECK_HC2_URL=second,
+    )
+    return json.loads(server.get("/healthcheck").body)
+
+
+@pytest.mark.slow
+def test_tls_1_3_and_1_2_with_the_certificate_verified(
+    binary, start_server, tls_target, test_ca, ca_file
+):
+    modern = tls_target(test_ca, "127.0.0.1")
+    older = tls_target(test_ca, "127.0.0.1", maximum=ssl.TLSVersion.TLSv1_2)
+    results = health(binary, start_server, ca_file, modern.url("/ok"), older.url("/ok"))
+    assert [r["status"] for r in results] == [1, 1], results
+    assert modern.tls_versions == ["TLSv1.3"]
+    assert older.tls_versions == ["TLSv1.2"]
+
+
+@pytest.mark.slow
+def test_tls_refuses_another_ca_and_another_address(
+    binary, start_server, tls_target, test_ca, ca_file
+):
+    stranger = tls_target(trustme.CA(), "127.0.0.1")
+    elsewhere = tls_target(test_ca, "127.0.0.2")
+    results = health(binary, start_server, ca_file, stranger.url("/ok"), elsewhere.url("/ok"))
+    assert [r["status"] for r in results] == [3, 3], results
+    assert (
+        "certificate verify failed: unable to get local issuer certificate"
+        in (results[0]["verbose"])
+    )
+    assert (
+        "IP address mismatch, certificate is not valid for '127.0.0.1'" in (results[1]["verbose"])
+    )
+
+
+@pytest.mark.slow
+def test_tls_refuses_another_host_name(binary, start_server, tls_target, test_ca, ca_file):
+    only_ip = tls_target(test_ca, "127.0.0.1")
+    named = tls_target(test_ca, "localhost")
+    results = health(
+        binary,
+        start_server,
+        ca_file,
+        only_ip.url("/ok", "localhost"),
+        named.url("/ok", "localhost"),
+    )
+    assert results[0]["status"] == 3, results
+    assert "Hostname mismatch, certificate is not valid for 'localhost'" in results[0]["verbose"]
+    assert results[1]["status"] == 1, results  # the same host, named in its certificate
