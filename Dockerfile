@@ -31,7 +31,8 @@ ARG INTERPRETER_BASE=${BUILDER_BASE}
 
 # BuildKit sets BUILDPLATFORM, TARGETPLATFORM and TARGETARCH; the classic builder sets none,
 # and builds for its own platform, which "linux" names. Every later stage names its platform
-# too: Podman 4 would look their bases up for the platform of this one.
+# too: Podman 4 would look their bases up for the platform of this one. Podman reads the
+# Containerfile, this file with an empty default (it cannot parse "linux"): `make docs`.
 FROM --platform=${BUILDPLATFORM:-linux} ${INTERPRETER_BASE} AS interpreter
 ARG TARGETARCH
 ENV LANG=C.UTF-8

@@ -93,6 +93,25 @@ def make_targets() -> str:
     return "\n".join(rows)
 
 
+# Podman reads a Containerfile before a Dockerfile: the Dockerfile, but for the platform default
+# of its FROM lines. The classic builder needs one ("linux", its own platform); Podman sets no
+# BUILDPLATFORM or TARGETPLATFORM of its own and cannot parse "linux", and to it an empty
+# platform is its build's platform.
+CONTAINERFILE_HEADER = """\
+# Generated from the Dockerfile by `make docs` (harness/docs.py): edit the Dockerfile. Podman
+# reads this file before a Dockerfile; it differs only in the FROM lines' platform default,
+# empty here ("linux" there: Podman cannot parse it, the classic builder needs a platform).
+"""
+
+
+def containerfile() -> str:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    return CONTAINERFILE_HEADER + dockerfile.replace(":-linux}", ":-}")
+
+
+# Whole files made from another: path -> the function that makes its text.
+MADE_FILES = {"Containerfile": containerfile}
+
 # (file, name) -> the function that makes the table
 TABLES = {
     ("docs/configuration.md", "config-keys"): config_keys,
@@ -119,6 +138,10 @@ def stale() -> list[str]:
         text = (ROOT / path).read_text()
         if render(text, name, make()) != text:
             out.append(f"{path}: {name}")
+    for path, make in MADE_FILES.items():
+        file = ROOT / path
+        if not file.exists() or file.read_text() != make():
+            out.append(path)
     return out
 
 
@@ -145,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
             if new != text:
                 file.write_text(new)
                 print(f"docs: wrote {path}: {name}")
+        for path, make in MADE_FILES.items():
+            file = ROOT / path
+            if not file.exists() or file.read_text() != make():
+                file.write_text(make())
+                print(f"docs: wrote {path}")
     except (OSError, LookupError) as err:
         print(f"docs: {err}", file=sys.stderr)
         return 2

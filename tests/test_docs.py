@@ -23,13 +23,27 @@ def test_a_stale_table_is_named(tmp_path, monkeypatch):
     for path, _ in docs.TABLES:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text((docs.ROOT / path).read_text())
-    for name in ("config.yml", "pyproject.toml", "Makefile"):  # what the tables read
+    # What the tables read, and the files made from another (with what they are made from).
+    for name in ("config.yml", "pyproject.toml", "Makefile", "Dockerfile", *docs.MADE_FILES):
         (tmp_path / name).write_text((docs.ROOT / name).read_text())
     shutil.copytree(docs.ROOT / "tests", tmp_path / "tests", dirs_exist_ok=True)
     page = tmp_path / "docs" / "configuration.md"
     page.write_text(page.read_text().replace("| `server.bind_port` |", "| `server.bind_prot` |"))
     monkeypatch.setattr(docs, "ROOT", tmp_path)
     assert docs.stale() == ["docs/configuration.md: config-keys"]
+
+
+def test_a_containerfile_behind_the_dockerfile_is_named(tmp_path, monkeypatch):
+    """Podman reads the Containerfile: an edit of the Dockerfile alone makes it stale."""
+    for name in ("Dockerfile", *docs.MADE_FILES):
+        (tmp_path / name).write_text((docs.ROOT / name).read_text())
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("EXPOSE 8080", "EXPOSE 8081"))
+    monkeypatch.setattr(docs, "ROOT", tmp_path)
+    monkeypatch.setattr(docs, "TABLES", {})
+    assert docs.stale() == ["Containerfile"]
+    froms = [line for line in docs.containerfile().splitlines() if line.startswith("FROM ")]
+    assert len(froms) == 4 and all(re.match(r"FROM --platform=\$\{\w+:-\} ", f) for f in froms)
 
 
 # --- the README's walk-through ------------------------------------------------------------------
