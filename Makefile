@@ -106,10 +106,10 @@ tour: venv ## "a container is just a process", live and checked, on IMAGE_NAME (
 	$(PY) -P docker/tour.py --image $(IMAGE_NAME) --port $(or $(PORT),8080) $(TOUR_ARGS)
 
 # --- the benchmarks: bench/ -----------------------------------------------------------------------
-bench: venv ## measure size, start-up, memory, throughput, build time (~6 min) -> bench/results/latest.md
+bench: venv ## measure size, start-up, memory, throughput, build time (~13 min) -> bench/results/latest.md
 	$(PY) -m bench
 
-bench-quick: venv ## the same with 3 s wrk runs and one clean build (~2 min): for trying a change
+bench-quick: venv ## the same with 3 s wrk runs and one clean build (~8 min): for trying a change
 	$(PY) -m bench --quick
 
 soak: image venv ## 60 s of wrk at saturation on the container: no error, no non-2xx, no memory growth
