@@ -6,6 +6,7 @@ The helpers the tests share beside them live in the harness package (harness.htt
 from __future__ import annotations
 
 import http.server
+import json
 import socket
 import ssl
 import subprocess
@@ -17,7 +18,7 @@ import trustme
 
 from harness.docker import docker_answers
 from harness.http import free_port
-from harness.paths import BINARY, IMAGE, IMAGE_NAME, ROOT
+from harness.paths import BINARY, IMAGE, IMAGE_NAME, ROOT, SBOM
 from harness.serve import Process, server_env, source_command
 from harness.testing import IS_ROOT, unavailable
 
@@ -50,6 +51,19 @@ def binary() -> Path:
     )
     assert BINARY.exists()
     return BINARY
+
+
+@pytest.fixture(scope="session")
+def sbom(binary) -> dict:
+    """dist/tinyapi.cdx.json, written once per session by `make sbom`, as JSON."""
+    subprocess.run(
+        ["make", "--no-print-directory", "sbom"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return json.loads(SBOM.read_text())
 
 
 @pytest.fixture(scope="session")

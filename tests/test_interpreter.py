@@ -16,20 +16,17 @@ import pytest
 import trustme
 
 from harness import staticx_archive
-from harness.paths import ROOT, SBOM
+from harness.paths import ROOT
+from recipe import interpreter
 
-sys.path.insert(0, str(ROOT / "build" / "recipe"))
-import interpreter  # noqa: E402  (build/recipe/interpreter.py: standard library only)
-
-RECIPE = ROOT / "build" / "recipe" / "interpreter.py"
-SETUP_LOCAL = ROOT / "build" / "interpreter" / "Setup.local"
+RECIPE = interpreter.__file__
 
 
 def setup_local_sections() -> dict[str, list[str]]:
     """Setup.local's modules by section (*static*, *shared*, *disabled*)."""
     sections: dict[str, list[str]] = {}
     current = None
-    for line in SETUP_LOCAL.read_text().splitlines():
+    for line in Path(interpreter.SETUP_LOCAL).read_text().splitlines():
         line = line.split("#")[0].strip()
         if re.fullmatch(r"\*\w+\*", line):
             current = sections.setdefault(line.strip("*"), [])
@@ -77,7 +74,7 @@ def test_openssl_keeps_its_assembly_and_drops_old_protocols():
 )
 def test_a_bad_option_is_one_line(args, expected):
     done = subprocess.run(
-        [sys.executable, str(RECIPE), *args], capture_output=True, text=True, timeout=60
+        [sys.executable, RECIPE, *args], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2
     assert done.stdout == ""
@@ -87,7 +84,7 @@ def test_a_bad_option_is_one_line(args, expected):
 
 def test_help_says_what_it_builds():
     done = subprocess.run(
-        [sys.executable, str(RECIPE), "--help"], capture_output=True, text=True, timeout=60
+        [sys.executable, RECIPE, "--help"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0
     assert "CPython 3.11 and OpenSSL 3.0" in done.stdout and "--prefix" in done.stdout
@@ -106,14 +103,6 @@ def test_the_binary_holds_no_extension_module_of_the_interpreter(binary):
     assert not [n for n in names if re.search(r"lib(ssl|crypto)\.so", n)]
     extensions = [n for n in names if re.search(r"\.cpython-311-.*\.so$", n)]
     assert [os.path.dirname(n).rsplit("/", 1)[-1] for n in extensions] == ["markupsafe"]
-
-
-@pytest.fixture(scope="module")
-def sbom(binary):
-    subprocess.run(
-        ["make", "--no-print-directory", "sbom"], cwd=ROOT, check=True, capture_output=True
-    )
-    return json.loads(SBOM.read_text())
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@ image, and two builds of one commit are byte-identical."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from pathlib import Path
@@ -15,18 +14,6 @@ from harness.paths import ROOT as REPO
 from harness.paths import SBOM
 
 SHARED_OBJECT = re.compile(r"\.so(\.\d+)*$")
-
-
-@pytest.fixture(scope="module")
-def sbom(binary):
-    subprocess.run(
-        ["make", "--no-print-directory", "sbom"],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return json.loads(SBOM.read_text())
 
 
 def shared_libraries_inside(binary_path: Path) -> set[str]:

@@ -137,20 +137,28 @@ def sha256_of(path: str) -> str:
 # What the build needs from the machine: (a command that must succeed, its Debian package).
 # libffi and liblzma are for the build's tools, not the service: PyInstaller imports ctypes,
 # staticx lzma (both built as shared modules, which the binary leaves out).
+HEADERS = [
+    ("stdio.h", "libc6-dev"),
+    ("zlib.h", "zlib1g-dev"),
+    ("ffi.h", "libffi-dev"),
+    ("lzma.h", "liblzma-dev"),
+]
+
+
+def header_checks(gcc: str, package_of=lambda package: package) -> list:
+    """A check per header of HEADERS that gcc must find, with the package that brings it."""
+    return [
+        (["sh", "-c", f"echo '#include <{header}>' | {gcc} -E -x c - >/dev/null"], package_of(pkg))
+        for header, pkg in HEADERS
+    ]
+
+
 PREREQUISITES = [
     (["gcc", "--version"], "gcc"),
     (["make", "--version"], "make"),
     (["patch", "--version"], "patch"),
     (["perl", "-MFindBin", "-e", "1"], "perl"),  # OpenSSL's Configure; perl-base lacks FindBin
-    *(
-        (["sh", "-c", f"echo '#include <{header}>' | gcc -E -x c - >/dev/null"], package)
-        for header, package in (
-            ("stdio.h", "libc6-dev"),
-            ("zlib.h", "zlib1g-dev"),
-            ("ffi.h", "libffi-dev"),
-            ("lzma.h", "liblzma-dev"),
-        )
-    ),
+    *header_checks("gcc"),
 ]
 # Imported from the new interpreter after its build: the service's modules (BUILTIN, below) are
 # checked to be built in; these, for the build's tools, just to be there.
@@ -162,18 +170,13 @@ def missing_packages(target: Target) -> list[str]:
     checks = PREREQUISITES
     if target.cross:
         debian = DEBIAN_ARCHES[target.machine]
-        gcc = target.gcc
+
+        def of_target(package: str) -> str:  # Debian's cross libc, the others multiarch
+            return f"{package}-{debian}-cross" if package == "libc6-dev" else f"{package}:{debian}"
+
         checks = [
-            ([gcc, "--version"], f"gcc-{target.triplet.replace('_', '-')}"),
-            *(
-                (["sh", "-c", f"echo '#include <{header}>' | {gcc} -E -x c - >/dev/null"], pkg)
-                for header, pkg in (
-                    ("stdio.h", f"libc6-dev-{debian}-cross"),
-                    ("zlib.h", f"zlib1g-dev:{debian}"),
-                    ("ffi.h", f"libffi-dev:{debian}"),
-                    ("lzma.h", f"liblzma-dev:{debian}"),
-                )
-            ),
+            ([target.gcc, "--version"], f"gcc-{target.triplet.replace('_', '-')}"),
+            *header_checks(target.gcc, of_target),
             *PREREQUISITES,
         ]
     missing = []
