@@ -39,6 +39,20 @@ def server_env(port: int, **overrides: str) -> dict[str, str]:
     )
 
 
+def children(pid: int) -> set[int]:
+    """The pids whose parent is pid (the master's workers), from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid ...: comm may hold spaces, so split after its ')'.
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
 class NotServing(Exception):
     """The server died, or gave no 200 in time: the message says which."""
 

@@ -15,23 +15,10 @@ from pathlib import Path
 import pytest
 
 from harness.http import poll, request
+from harness.serve import children
 from tinyapi.config import ServerConfig
 
 RUNS = 20
-
-
-def children(pid: int) -> set[int]:
-    """The pids whose parent is pid (the master's workers), from /proc."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # pid (comm) state ppid ...: comm may hold spaces, so split after its ')'.
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue  # gone meanwhile
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
 
 
 def new_workers(server, old: set[int] = frozenset()) -> set[int]:

@@ -1,8 +1,9 @@
-"""The gunicorn internals tinyapi relies on, by name: tinyapi.server, tinyapi.worker and
-tinyapi.refusals lean on gunicorn beyond its documented BaseApplication (load_config, load) and
-settings. An upgrade that renames, moves or stops calling one of them fails here with its name,
-instead of tinyapi silently losing what it built on it (a renamed _keepalive_after would just
-never be called again: bodies drained for 5 s in a pool thread, slow clients holding threads).
+"""The gunicorn internals tinyapi relies on, by name: tinyapi.server, tinyapi.worker,
+tinyapi.heartbeat and tinyapi.refusals lean on gunicorn beyond its documented BaseApplication
+(load_config, load) and settings. An upgrade that renames, moves or stops calling one of them
+fails here with its name, instead of tinyapi silently losing what it built on it (a renamed
+_keepalive_after would just never be called again: bodies drained for 5 s in a pool thread,
+slow clients holding threads).
 
 pyproject.toml pins gunicorn to the minor version this was checked against; moving the pin
 means going through this file."""
@@ -19,7 +20,7 @@ from gunicorn.http.parser import RequestParser
 from packaging.requirements import Requirement
 
 from harness.testing import assert_calls, resolve
-from tinyapi import refusals, server, worker
+from tinyapi import heartbeat, refusals, server, worker
 from tinyapi.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +60,8 @@ SIGNATURES = {
     "gunicorn.http.unreader.Unreader.unread": "(self, data)",
     "gunicorn.http.parser.Parser.finish_body": "(self, deadline=None, max_bytes=None)",
     "gunicorn.http2.negotiation.prior_knowledge_allowed": "(cfg, peer_addr)",
+    # heartbeat.py: Heartbeat replaces WorkerTmp's __init__, keeps the rest
+    "gunicorn.workers.workertmp.WorkerTmp.__init__": "(self, cfg)",
 }
 
 
@@ -71,6 +74,7 @@ def test_signature(dotted):
 NAMES = {
     "gunicorn.workers.gthread.STOP_KEEPALIVE_LINGER": float,  # worker.murder_pending
     "gunicorn.workers.gthread.TConn": type,  # worker.ThreadWorker.waiting's keys
+    "gunicorn.workers.base.WorkerTmp": type,  # replaced by heartbeat.Heartbeat
     **{
         f"gunicorn.http.errors.{name}": type
         for name in (
@@ -109,6 +113,7 @@ OWN = {
     },
     server.Arbiter: {"panicking", "kill_workers_now"},
     server.GunicornLogger: set(),
+    heartbeat.Heartbeat: set(),
 }
 
 
@@ -149,7 +154,12 @@ CALLS = {
     ),
     "gunicorn.workers.base.Worker.__init__": (
         "self.tmp = WorkerTmp(cfg)",
-    ),  # Arbiter.kill_workers_now
+    ),  # Arbiter.kill_workers_now; heartbeat.Heartbeat, by that name
+    # Heartbeat's memfd is self._tmp: what the rest of WorkerTmp works on
+    **{
+        f"gunicorn.workers.workertmp.WorkerTmp.{method}": ("self._tmp.fileno()",)
+        for method in ("notify", "last_update", "fileno")
+    },
     "gunicorn.workers.gthread.TConn.__init__": ("self.parser = None", "self.data_ready = False"),
     # _from_caller's stacklevel=3 counts this one frame between the caller and logging
     **{

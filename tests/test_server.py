@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.http import poll
-from harness.serve import clean_env, server_env, source_command
+from harness.serve import children, clean_env, server_env, source_command
 
 
 def test_every_endpoint_over_http(start_server):
@@ -110,6 +110,30 @@ def test_signal_stops_gracefully_with_status_0(start_server, sig):
     assert server.wait_exit(5) == 0
     assert time.monotonic() - started < 2.0
     poll(lambda: not server.group_alive(), 1, what="no process left")
+
+
+# The server with no writable temporary directory: /tmp and /var/tmp read-only (a private mount
+# namespace), the working directory /proc: every place tempfile would try.
+NO_TEMP_DIR = "mount -t tmpfs -o ro none /tmp && mount -t tmpfs -o ro none /var/tmp && cd /proc"
+
+
+def test_workers_start_with_no_writable_temporary_directory(start_server):
+    """gunicorn made each worker's heartbeat file in the temporary directory: a read-only
+    container died with "No usable temporary directory found". It is a memfd now."""
+
+    def no_temp_dir(*args: str) -> list[str]:
+        unshare = ["unshare", "--mount"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
+        return [*unshare, "sh", "-c", f'{NO_TEMP_DIR} && exec "$@"', "sh", *source_command(*args)]
+
+    server = start_server(command=no_temp_dir)
+    assert server.get("/alwaysok").status == 200
+    workers = poll(
+        lambda: len(pids := children(server.proc.pid)) == 2 and pids, 10, what="2 workers"
+    )
+    for pid in workers:
+        fds = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        assert "/memfd:gunicorn-heartbeat (deleted)" in fds
+        assert not [fd for fd in fds if "wgunicorn-" in fd]
 
 
 def test_kill_switch_off_by_environment(start_server):

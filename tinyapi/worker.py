@@ -42,9 +42,13 @@ from functools import partial
 
 from gunicorn.http.errors import ParseException
 from gunicorn.http2 import negotiation
-from gunicorn.workers import gthread
+from gunicorn.workers import base, gthread
 
+from tinyapi.heartbeat import Heartbeat
 from tinyapi.refusals import Refusal, refusal, refuse
+
+# gunicorn's Worker.__init__ makes each worker's heartbeat file by this module-level name.
+base.WorkerTmp = Heartbeat
 
 # A head this long without its blank line is refused with 431 by the event loop. gunicorn's
 # own limits (4094 + 50 x 8192 bytes) would let each slow client park 400 KB here.
