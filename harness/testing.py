@@ -62,3 +62,16 @@ def signals_in(status: str, field: str) -> set[int]:
     bit n - 1 is signal n."""
     mask = int(re.search(rf"^{field}:\s*([0-9a-f]+)", status, re.M).group(1), 16)
     return {n for n in range(1, mask.bit_length() + 1) if mask >> (n - 1) & 1}
+
+
+# A command in its own mount namespace, where it may mount tmpfs: root's, or a user namespace's.
+PRIVATE_MOUNTS = ["unshare", "--mount"] + ([] if IS_ROOT else ["--map-root-user"])
+
+
+def unusable_tmp_line(tmp: str, why: str) -> str:
+    """The bootloader's one line (patch 0006) for a TMPDIR it cannot unpack into and run from."""
+    return (
+        f"tinyapi: {tmp} is {why}, and this program runs from a copy unpacked there: mount a"
+        f" tmpfs there that allows exec (docker run --tmpfs {tmp}:exec), or set TMPDIR to a"
+        " writable directory that allows exec\n"
+    )

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.paths import ROOT
-from harness.testing import needs_root, signals_in
+from harness.testing import PRIVATE_MOUNTS, needs_root, signals_in, unusable_tmp_line
 from recipe import bootloader, sources
 from recipe.env import build_env
 
@@ -401,17 +401,12 @@ def test_the_program_gets_the_signal_state_the_bootloader_was_given(
 def test_a_tmpdir_it_cannot_run_from_is_one_line_and_nothing_written(binary, options, why):
     """TMPDIR a tmpfs mounted ro or noexec (in a private mount namespace): one line with the
     cause and the way out, status 2, and nothing left in it."""
-    unshare = ["unshare", "--mount"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
     script = (
         f"mount -t tmpfs -o {options} none /mnt && TMPDIR=/mnt {binary}; "
         'echo "status $?" >&2; ls -A /mnt'
     )
     done = subprocess.run(
-        [*unshare, "sh", "-c", script], capture_output=True, text=True, timeout=60
+        [*PRIVATE_MOUNTS, "sh", "-c", script], capture_output=True, text=True, timeout=60
     )
     assert done.stdout == ""  # nothing in /mnt
-    assert done.stderr == (
-        f"tinyapi: /mnt is {why}, and this program runs from a copy unpacked there: mount a tmpfs"
-        " there that allows exec (docker run --tmpfs /mnt:exec), or set TMPDIR to a writable"
-        " directory that allows exec\nstatus 2\n"
-    )
+    assert done.stderr == unusable_tmp_line("/mnt", why) + "status 2\n"

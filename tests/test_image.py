@@ -30,7 +30,7 @@ from harness.http import free_port, poll
 from harness.image import NONROOT
 from harness.paths import IMAGE_NAME
 from harness.paths import ROOT as REPO
-from harness.testing import signals_in
+from harness.testing import signals_in, unusable_tmp_line
 
 pytestmark = pytest.mark.docker
 
@@ -320,15 +320,6 @@ def test_sigkill_and_start_five_times_leave_one_unpacked_copy(start):
     assert unpacked(c) == first
 
 
-def unusable_tmp(tmp: str, why: str) -> str:
-    """The bootloader's one line for a /tmp it cannot unpack into and run from."""
-    return (
-        f"tinyapi: {tmp} is {why}, and this program runs from a copy unpacked there: mount a"
-        f" tmpfs there that allows exec (docker run --tmpfs {tmp}:exec), or set TMPDIR to a"
-        " writable directory that allows exec\n"
-    )
-
-
 @pytest.mark.parametrize(
     ("flags", "why"),
     [(("--read-only",), "read-only"), (("--read-only", "--tmpfs", "/tmp"), "mounted noexec")],
@@ -338,7 +329,7 @@ def test_a_tmp_it_cannot_run_from_is_one_line_saying_what_to_do(image, flags, wh
     """Docker's --tmpfs is noexec unless told otherwise: the run ends before unpacking, with
     the way out, instead of a bare "Permission denied" after 18 MB written."""
     done = docker("run", "--rm", *flags, image, check=False)
-    assert (done.returncode, done.stdout, done.stderr) == (2, "", unusable_tmp("/tmp", why))
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", unusable_tmp_line("/tmp", why))
 
 
 def test_no_shell_to_exec(start):

@@ -15,6 +15,7 @@ import pytest
 
 from harness.http import poll
 from harness.serve import children, clean_env, server_env, source_command
+from harness.testing import PRIVATE_MOUNTS
 
 
 def test_every_endpoint_over_http(start_server):
@@ -122,8 +123,14 @@ def test_workers_start_with_no_writable_temporary_directory(start_server):
     container died with "No usable temporary directory found". It is a memfd now."""
 
     def no_temp_dir(*args: str) -> list[str]:
-        unshare = ["unshare", "--mount"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
-        return [*unshare, "sh", "-c", f'{NO_TEMP_DIR} && exec "$@"', "sh", *source_command(*args)]
+        return [
+            *PRIVATE_MOUNTS,
+            "sh",
+            "-c",
+            f'{NO_TEMP_DIR} && exec "$@"',
+            "sh",
+            *source_command(*args),
+        ]
 
     server = start_server(command=no_temp_dir)
     assert server.get("/alwaysok").status == 200
