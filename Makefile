@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: help venv build-venv lock lint format docs setup serve run test test-quick binary binary-in-docker sbom image image-multiarch inspect verify-reproducible tour bench bench-quick soak demo-swarm
+.PHONY: help venv build-venv lock lint format docs setup serve run test test-quick binary binary-in-docker sbom image image-multiarch inspect verify-reproducible tour bench bench-quick bench-levers soak demo-swarm
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -111,6 +111,9 @@ bench: venv ## measure size, start-up, memory, throughput, build time (~13 min) 
 
 bench-quick: venv ## the same with 3 s wrk runs and one clean build (~8 min): for trying a change
 	$(PY) -m bench --quick
+
+bench-levers: venv build-venv ## each of the interpreter's levers measured alone (~4 min a lever to build, once) -> bench/results/levers.md
+	$(PY) -m bench.levers
 
 soak: image venv ## 60 s of wrk at saturation on the container: no error, no non-2xx, no memory growth
 	$(PY) -m bench.soak --seconds $${SOAK_SECONDS:-60}

@@ -60,9 +60,43 @@ def test_sources_are_debians_and_pinned():
 
 
 def test_openssl_keeps_its_assembly_and_drops_old_protocols():
-    options = interpreter.OPENSSL_OPTIONS
+    options = interpreter.openssl_options(interpreter.target_of(""), interpreter.TAKEN)
     assert "no-asm" not in options
     assert {"no-ssl3", "no-tls1", "no-tls1_1", "no-shared"} <= set(options)
+
+
+def test_a_lever_left_out_leaves_its_options_out_and_only_them():
+    """--without NAME builds what the kit builds minus that lever's options; -Os gives way to
+    -O2, not to no optimisation at all."""
+    target = interpreter.target_of("")
+    kit = interpreter.cpython_options(target, interpreter.TAKEN)
+    without = set(interpreter.TAKEN) - {"size-optimized", "no-docstrings"}
+    options = interpreter.cpython_options(target, without)
+    assert set(kit) - set(options) == {
+        "--without-doc-strings",
+        "CFLAGS=-Os -ffunction-sections -fdata-sections",
+    }
+    assert "CFLAGS=-O2 -ffunction-sections -fdata-sections" in options
+    with_lto = interpreter.cpython_options(target, {*interpreter.TAKEN, "lto"})
+    assert set(with_lto) - set(kit) == {"--with-lto"}
+
+
+def test_core_cflags_check_fails_loudly_on_another_definition(tmp_path):
+    makefile = tmp_path / "Makefile.pre.in"
+    makefile.write_text("PY_CORE_CFLAGS=\t$(PY_STDMODULE_CFLAGS) -DPy_BUILD_CORE\n")
+    interpreter.check_core_cflags(str(makefile))  # CPython 3.11's
+    makefile.write_text("PY_CORE_CFLAGS=\t$(PY_STDMODULE_CFLAGS) -DPy_BUILD_CORE -DNEW\n")
+    with pytest.raises(interpreter.Failure, match="update the core-O2 lever"):
+        interpreter.check_core_cflags(str(makefile))
+
+
+def test_a_killed_builds_leftovers_are_cleared(tmp_path):
+    work = tmp_path / "build"
+    (work / "openssl").mkdir(parents=True)
+    (work / "openssl" / "libcrypto.a").write_bytes(b"half")
+    (tmp_path / "build.stale").mkdir()
+    interpreter.fresh(str(work))
+    assert list(work.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["build"]
 
 
 @pytest.mark.parametrize(
@@ -70,6 +104,7 @@ def test_openssl_keeps_its_assembly_and_drops_old_protocols():
     [
         (["--jobs", "many"], "invalid int value: 'many'"),
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["--without", "lto"], "argument --without: invalid choice: 'lto'"),
     ],
 )
 def test_a_bad_option_is_one_line(args, expected):

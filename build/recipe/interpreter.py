@@ -34,6 +34,7 @@ import tarfile
 import tempfile
 import time
 import urllib.request
+from collections.abc import Collection
 from dataclasses import dataclass
 
 HERE = os.path.dirname(os.path.abspath(__file__))  # build/recipe
@@ -73,45 +74,106 @@ CPYTHON_DEBIAN_VERSION = "3.11.2-6+deb12u8"
 # The patches before it fit CPython to Debian's file layout and packaging, not used here.
 FIRST_DEBIAN_PATCH = "shutdown-deadlock.diff"
 
-# Everything the service does not use goes: old protocols, algorithms no TLS 1.2/1.3 suite
-# of today negotiates, engines and loadable modules, config files read at start.
+# Always: OpenSSL linked statically into libpython, nothing loaded at run time (no modules,
+# engines or legacy provider, no config file read at start).
 OPENSSL_OPTIONS = [
     "no-shared", "no-module", "no-dso", "no-engine", "no-legacy", "no-tests",
-    "no-ui-console", "no-autoload-config", "no-comp", "no-async",
-    "no-ssl3", "no-tls1", "no-tls1_1", "no-dtls", "no-srp", "no-psk", "no-srtp", "no-sctp",
-    "no-ct", "no-cms", "no-ts", "no-ocsp", "no-idea", "no-camellia", "no-seed", "no-bf",
-    "no-cast", "no-rc2", "no-rc4", "no-rc5", "no-md4", "no-mdc2", "no-whirlpool", "no-rmd160",
-    "no-aria", "no-sm2", "no-sm3", "no-sm4", "no-gost", "no-siphash", "no-ec2m",
-    "no-weak-ssl-ciphers", "no-scrypt",
+    "no-ui-console", "no-autoload-config",
 ]  # fmt: skip
+# What a TLS 1.2/1.3 client never uses (the lever openssl-client-only).
+OPENSSL_CLIENT_ONLY = (
+    "no-comp", "no-async", "no-ssl3", "no-tls1", "no-tls1_1", "no-dtls", "no-srp", "no-psk",
+    "no-srtp", "no-sctp", "no-ct", "no-cms", "no-ts", "no-ocsp", "no-idea", "no-camellia",
+    "no-seed", "no-bf", "no-cast", "no-rc2", "no-rc4", "no-rc5", "no-md4", "no-mdc2",
+    "no-whirlpool", "no-rmd160", "no-aria", "no-sm2", "no-sm3", "no-sm4", "no-gost",
+    "no-siphash", "no-ec2m", "no-weak-ssl-ciphers", "no-scrypt",
+)  # fmt: skip
 OPENSSL_TARGETS = {"x86_64": "linux-x86_64", "aarch64": "linux-aarch64"}
 # --arch takes the machine's names and Docker's (TARGETARCH).
 ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 DEBIAN_ARCHES = {"x86_64": "amd64", "aarch64": "arm64"}
 # Answers configure cannot find by running a program when cross-compiling (Linux's, both).
 CROSS_CONFIG_SITE = "ac_cv_file__dev_ptmx=yes\nac_cv_file__dev_ptc=no\nac_cv_buggy_getaddrinfo=no\n"
-SIZE_CFLAGS = ["-Os", "-ffunction-sections", "-fdata-sections"]
-# The core (Python/, Objects/, Parser/: the eval loop, dicts, strings) at -O2, the last -O on
-# its command line; the modules stay -Os. -Os there cost a fifth of the requests per second.
-CORE_CFLAGS = "PY_CORE_CFLAGS=$(PY_STDMODULE_CFLAGS) -DPy_BUILD_CORE -O2"
 # The prefix compiled in; the install is relocatable (CPython finds its home from its own
 # path, libpython through $ORIGIN), so PREFIX can be anywhere.
 COMPILED_PREFIX = "/opt/tinyapi-python"
-CPYTHON_OPTIONS = [
-    f"--prefix={COMPILED_PREFIX}",
-    "--enable-shared",  # PyInstaller needs a libpython
-    "--without-doc-strings",
-    "--with-ensurepip=no",
-    "--disable-test-modules",
-    "OPT=-DNDEBUG -fwrapv -Wall",
-    "CFLAGS=" + " ".join(SIZE_CFLAGS),
-    # --exclude-libs: OpenSSL's symbols stay inside libpython, so --gc-sections can drop
-    # what _ssl does not reach. The path to libpython is a DT_RPATH, not a DT_RUNPATH: a
-    # RUNPATH on libpython would hide staticx's RPATH (on the program that dlopens it) from
-    # libpython's own dependencies (libm). $ORIGIN passes make ($$), then the shell (\$).
-    "LDFLAGS=-Wl,--gc-sections -Wl,--exclude-libs,ALL -Wl,-z,pack-relative-relocs"
-    " -Wl,--disable-new-dtags -Wl,-rpath,\\$$ORIGIN/../lib",
+# The path to libpython is a DT_RPATH, not a DT_RUNPATH: a RUNPATH on libpython would hide
+# staticx's RPATH (on the program that dlopens it) from libpython's own dependencies (libm).
+# $ORIGIN passes make ($$), then the shell (\$).
+LDFLAGS = ["-Wl,--disable-new-dtags", "-Wl,-rpath,\\$$ORIGIN/../lib"]
+
+
+@dataclass(frozen=True)
+class Lever:
+    """A choice the build makes for size or speed, named so that it can be measured alone:
+    `--without NAME` builds with it off (`--with NAME` one not taken). `off` are the C flags
+    that stand in when it is off."""
+
+    name: str
+    what: str
+    openssl: tuple[str, ...] = ()  # OpenSSL's Configure options
+    cflags: tuple[str, ...] = ()  # OpenSSL's and CPython's C flags
+    off: tuple[str, ...] = ()
+    ldflags: tuple[str, ...] = ()  # libpython's link
+    configure: tuple[str, ...] = ()  # CPython's configure options
+    make: tuple[str, ...] = ()  # CPython's make and make install
+    taken: bool = True
+
+
+LEVERS = [
+    Lever(
+        "openssl-client-only",
+        "OpenSSL without what a TLS 1.2/1.3 client never uses: old protocols, algorithms no "
+        "suite of today negotiates, compression, async",
+        openssl=OPENSSL_CLIENT_ONLY,
+    ),
+    Lever(
+        "builtin-modules",
+        "the extension modules the service loads built into libpython (Setup.local), "
+        "instead of one shared object each in lib-dynload",
+    ),
+    Lever("size-optimized", "-Os (the core aside), instead of -O2", cflags=("-Os",), off=("-O2",)),
+    Lever(
+        "gc-sections",
+        "a section per function and object, and the unreferenced ones dropped at the link",
+        cflags=("-ffunction-sections", "-fdata-sections"),
+        ldflags=("-Wl,--gc-sections",),
+    ),
+    Lever(
+        "exclude-libs",
+        "OpenSSL's symbols kept inside libpython, so that --gc-sections drops what _ssl does "
+        "not reach",
+        ldflags=("-Wl,--exclude-libs,ALL",),
+    ),
+    Lever(
+        "packed-relocations",
+        "relative relocations packed (DT_RELR)",
+        ldflags=("-Wl,-z,pack-relative-relocs",),
+    ),
+    Lever(
+        "no-docstrings",
+        "the C functions' and types' docstrings left out",
+        configure=("--without-doc-strings",),
+    ),
+    Lever(
+        "core-O2",
+        "the interpreter's core (Python/, Objects/, Parser/: the eval loop, dicts, strings) at "
+        "-O2, the last -O on its command line; -Os there cost a fifth of the requests per "
+        "second",
+        make=("PY_CORE_CFLAGS=$(PY_STDMODULE_CFLAGS) -DPy_BUILD_CORE -O2",),
+    ),
+    Lever("lto", "link-time optimisation", configure=("--with-lto",), taken=False),
+    Lever(
+        "bsymbolic",
+        "libpython's calls to its own functions bound at the link, not through the PLT",
+        ldflags=("-Wl,-Bsymbolic-functions",),
+        taken=False,
+    ),
 ]
+LEVER_NAMES = [lever.name for lever in LEVERS]
+TAKEN = tuple(lever.name for lever in LEVERS if lever.taken)
+# What the core-O2 lever redefines: checked in CPython's Makefile.pre.in before every build.
+PY_CORE_CFLAGS = "PY_CORE_CFLAGS=\t$(PY_STDMODULE_CFLAGS) -DPy_BUILD_CORE\n"
 # Built into libpython (Setup.local); checked after the build.
 BUILTIN = [
     "_bisect", "_blake2", "_contextvars", "_csv", "_datetime", "_decimal", "_heapq", "_json",
@@ -238,14 +300,14 @@ def compiler(target: Target) -> str:
     return out.stdout.splitlines()[0] if out.returncode == 0 else f"no {target.gcc}"
 
 
-def inputs_key(target: Target) -> str:
+def inputs_key(target: Target, levers: Collection[str]) -> str:
     """Everything that makes the build's bytes: this file, Setup.local, the compiler, the
-    machine, cross or not, and for a cross build the Python that freezes its modules and
-    compiles its stdlib (the sources are pinned in this file)."""
+    machine, cross or not, the levers, and for a cross build the Python that freezes its
+    modules and compiles its stdlib (the sources are pinned in this file)."""
     h = hashlib.sha256()
     for path in (os.path.abspath(__file__), SETUP_LOCAL):
         h.update(bytes.fromhex(sha256_of(path)))
-    h.update(f"{compiler(target)}\n{target}\n".encode())
+    h.update(f"{compiler(target)}\n{target}\n{sorted(levers)}\n".encode())
     if target.cross:
         h.update(f"{platform.machine()} {sys.version}\n".encode())
     return h.hexdigest()
@@ -306,39 +368,82 @@ def debian_patches(debian_dir: str) -> list[str]:
     return series[series.index(FIRST_DEBIAN_PATCH) :]
 
 
-def openssl_options(target: Target) -> list[str]:
+def taken(levers: Collection[str], part: str) -> list[str]:
+    """One part (openssl, cflags, ...) of the levers in levers, in LEVERS' order; cflags
+    with the stand-ins of the levers left off."""
+    got: list[str] = []
+    for lever in LEVERS:
+        if lever.name in levers:
+            got += getattr(lever, part)
+        elif part == "cflags":
+            got += lever.off
+    return got
+
+
+def openssl_options(target: Target, levers: Collection[str]) -> list[str]:
     cross = [f"--cross-compile-prefix={target.triplet}-"] if target.cross else []
-    return [OPENSSL_TARGETS[target.machine], *cross, *OPENSSL_OPTIONS, *SIZE_CFLAGS, "-fPIC"]
+    return [
+        OPENSSL_TARGETS[target.machine],
+        *cross,
+        *OPENSSL_OPTIONS,
+        *taken(levers, "openssl"),
+        *taken(levers, "cflags"),
+        "-fPIC",
+    ]
 
 
-def build_openssl(src: str, out: str, target: Target, jobs: int, log: str, env) -> None:
+def build_openssl(src: str, out: str, target: Target, levers, jobs: int, log: str, env) -> None:
     where = [f"--prefix={out}", "--libdir=lib", "--openssldir=/etc/ssl"]
-    step(["./Configure", *openssl_options(target), *where], src, log, env)
+    step(["./Configure", *openssl_options(target, levers), *where], src, log, env)
     step(["make", f"-j{jobs}", "build_libs"], src, log, env)
     step(["make", "install_dev"], src, log, env)
 
 
-def cpython_options(target: Target) -> list[str]:
+def cpython_options(target: Target, levers: Collection[str]) -> list[str]:
+    options = [
+        f"--prefix={COMPILED_PREFIX}",
+        "--enable-shared",  # PyInstaller needs a libpython
+        *taken(levers, "configure"),
+        "--with-ensurepip=no",
+        "--disable-test-modules",
+        "OPT=-DNDEBUG -fwrapv -Wall",
+        "CFLAGS=" + " ".join(taken(levers, "cflags")),
+        "LDFLAGS=" + " ".join([*taken(levers, "ldflags"), *LDFLAGS]),
+    ]
     if not target.cross:
-        return CPYTHON_OPTIONS
+        return options
     build = f"--build={platform.machine()}-linux-gnu"
     return [
-        *CPYTHON_OPTIONS,
+        *options,
         build,
         f"--host={target.triplet}",
         f"--with-build-python={sys.executable}",
     ]
 
 
+def check_core_cflags(makefile_pre_in: str) -> None:
+    """core-O2 redefines PY_CORE_CFLAGS: CPython's definition must still be the one it
+    repeats, or the core would lose flags without a word."""
+    with open(makefile_pre_in) as f:
+        if PY_CORE_CFLAGS not in f.read():
+            raise Failure(
+                f"{makefile_pre_in} no longer has {PY_CORE_CFLAGS.strip()!r}: "
+                "update the core-O2 lever to its new definition"
+            )
+
+
 def build_cpython(
-    src: str, debian: str, openssl: str, stage_dir: str, target: Target, jobs: int, log, env
+    src: str, debian: str, openssl: str, stage_dir: str, target: Target, levers, jobs, log, env
 ) -> tuple[list[str], list[str]]:
     patches = debian_patches(debian)
     for name in patches:
         patch = os.path.join(debian, "patches", name)
         step(["patch", "-p1", "-s", "-f", "--fuzz=0", "-i", patch], src, log, env)
-    shutil.copyfile(SETUP_LOCAL, os.path.join(src, "Modules", "Setup.local"))
-    options = [*cpython_options(target), f"--with-openssl={openssl}"]
+    if "builtin-modules" in levers:
+        shutil.copyfile(SETUP_LOCAL, os.path.join(src, "Modules", "Setup.local"))
+    if "core-O2" in levers:
+        check_core_cflags(os.path.join(src, "Makefile.pre.in"))
+    options = [*cpython_options(target, levers), f"--with-openssl={openssl}"]
     if target.cross:
         site = os.path.join(src, "config.site-cross")
         with open(site, "w") as f:
@@ -347,21 +452,23 @@ def build_cpython(
         pkgconfig = f"/usr/lib/{target.triplet}/pkgconfig:/usr/share/pkgconfig"
         env = dict(env, CONFIG_SITE=site, PKG_CONFIG_LIBDIR=pkgconfig)
     step(["./configure", *options], src, log, env)
-    step(["make", f"-j{jobs}", CORE_CFLAGS], src, log, env)
-    step(["make", "install", f"DESTDIR={stage_dir}", CORE_CFLAGS], src, log, env)
-    return patches, [*options, CORE_CFLAGS]
+    make = taken(levers, "make")
+    step(["make", f"-j{jobs}", *make], src, log, env)
+    step(["make", "install", f"DESTDIR={stage_dir}", *make], src, log, env)
+    return patches, [*options, *make]
 
 
-def check(prefix: str) -> None:
-    """The service's modules are built in, the tools' can be imported, and ssl is this
-    OpenSSL: asked of the new interpreter."""
+def check(prefix: str, levers: Collection[str] = TAKEN) -> None:
+    """The service's modules are built in (with that lever), the tools' can be imported, and
+    ssl is this OpenSSL: asked of the new interpreter."""
     code = (
         f"import ssl, sys, {', '.join(FOR_THE_TOOLS)}; "
         "missing = set(sys.argv[1:]) - set(sys.builtin_module_names); "
         "assert not missing, f'not built in: {sorted(missing)}'; print(ssl.OPENSSL_VERSION)"
     )
     python = os.path.join(prefix, "bin", "python3")
-    proc = subprocess.run([python, "-c", code, *BUILTIN], capture_output=True, text=True)
+    builtin = BUILTIN if "builtin-modules" in levers else []
+    proc = subprocess.run([python, "-c", code, *builtin], capture_output=True, text=True)
     if proc.returncode != 0 or OPENSSL_VERSION not in proc.stdout:
         raise Failure(f"the new interpreter fails its check: {proc.stderr.strip()[-300:]}")
 
@@ -373,7 +480,7 @@ def check_built(prefix: str) -> None:
         raise Failure(f"{prefix} has no {MANIFEST}: not an interpreter this recipe built")
     if built != platform.machine():
         raise Failure(f"{prefix} is for {built}: check it on {built}, not {platform.machine()}")
-    check(prefix)
+    check(prefix, read_manifest(prefix).get("levers", TAKEN))
     say(f"{prefix} checked: {len(BUILTIN)} modules built in, OpenSSL {OPENSSL_VERSION}")
 
 
@@ -383,9 +490,25 @@ def read_manifest(prefix: str) -> dict:
     return {}
 
 
-def build(prefix: str, jobs: int, target: Target) -> None:
+def fresh(work: str) -> None:
+    """An empty work directory. A killed build's make processes can outlive it and still
+    write into the old one: it is moved aside before it is removed."""
+    stale = work + ".stale"
+    shutil.rmtree(stale, ignore_errors=True)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(work, stale)
+        shutil.rmtree(stale, ignore_errors=True)
+        os.makedirs(work)
+    except OSError as e:
+        raise Failure(
+            f"cannot empty {work}: {e.strerror} (is a killed build's make still running?)"
+        ) from None
+
+
+def build(prefix: str, jobs: int, target: Target, levers: Collection[str] = TAKEN) -> None:
     prerequisites(target)
-    key = inputs_key(target)
+    key = inputs_key(target, levers)
     if read_manifest(prefix).get("key") == key:
         say(f"{prefix} is up to date")
         return
@@ -401,19 +524,20 @@ def build(prefix: str, jobs: int, target: Target) -> None:
     lock_path = work + ".lock"
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        shutil.rmtree(work, ignore_errors=True)
-        os.makedirs(work)
+        fresh(work)
         log = os.path.join(work, "build.log")
         ossl_src = unpack(archives["openssl"], work)
         ossl = os.path.join(work, "openssl")
         what = f"for {target.machine}, cross-compiled" if target.cross else "configure + make"
         say(f"OpenSSL {OPENSSL_VERSION}: {what}, {jobs} jobs (~2 min on 2 cores)")
-        build_openssl(ossl_src, ossl, target, jobs, log, env)
+        build_openssl(ossl_src, ossl, target, levers, jobs, log, env)
         py_src = unpack(archives["cpython"], work)
         debian = unpack(archives["cpython-debian"], work)
         say(f"CPython {CPYTHON_VERSION} + Debian's fixes: {what} (~3 min on 2 cores)")
         stage_dir = os.path.join(work, "stage")
-        patches, py_options = build_cpython(py_src, debian, ossl, stage_dir, target, jobs, log, env)
+        patches, py_options = build_cpython(
+            py_src, debian, ossl, stage_dir, target, levers, jobs, log, env
+        )
         installed = stage_dir + COMPILED_PREFIX
         # No tests, no idle, no tkinter sources: what the build's venv can do without.
         for extra in ("idlelib", "test", "tkinter", "turtledemo", "lib2to3"):
@@ -423,6 +547,7 @@ def build(prefix: str, jobs: int, target: Target) -> None:
             "machine": target.machine,
             "cross": target.cross,
             "compiler": compiler(target),
+            "levers": [name for name in LEVER_NAMES if name in levers],
             "components": [
                 {
                     "name": "openssl",
@@ -430,7 +555,7 @@ def build(prefix: str, jobs: int, target: Target) -> None:
                     "license": LICENSES["openssl"],
                     "sources": [source_entry("openssl")],
                     "patches": [],
-                    "configure": openssl_options(target),
+                    "configure": openssl_options(target, levers),
                 },
                 {
                     "name": "cpython",
@@ -444,7 +569,7 @@ def build(prefix: str, jobs: int, target: Target) -> None:
                         for o in py_options
                         if not o.startswith(("--with-openssl=", "--with-build-python="))
                     ],
-                    "builtin_modules": BUILTIN,
+                    "builtin_modules": BUILTIN if "builtin-modules" in levers else [],
                 },
             ],
         }
@@ -453,7 +578,7 @@ def build(prefix: str, jobs: int, target: Target) -> None:
         if target.cross:
             say(f"not checked here: {target.machine} runs --check on it")
         else:
-            check(installed)
+            check(installed, levers)
         if os.path.exists(prefix):
             shutil.rmtree(prefix)
         os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
@@ -492,6 +617,18 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="build for it: x86_64/amd64 or aarch64/arm64 (default: this machine's)",
     )
+    for flag, which, what in (
+        ("--without", TAKEN, "leave out a lever the build takes"),
+        ("--with", [n for n in LEVER_NAMES if n not in TAKEN], "add one it does not take"),
+    ):
+        parser.add_argument(
+            flag,
+            action="append",
+            default=[],
+            choices=which,
+            metavar="LEVER",
+            help=f"to measure it (bench/levers.py): {what}: {', '.join(which)}",
+        )
     parser.add_argument(
         "--missing",
         action="store_true",
@@ -510,7 +647,8 @@ def main(argv: list[str] | None = None) -> int:
         elif opts.check:
             check_built(prefix)
         else:
-            build(prefix, max(1, opts.jobs), target_of(opts.arch))
+            levers = (set(TAKEN) - set(opts.without)) | set(opts.with_)
+            build(prefix, max(1, opts.jobs), target_of(opts.arch), levers)
     except Failure as e:
         print(f"interpreter: {e}", file=sys.stderr)
         return 1
