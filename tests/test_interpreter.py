@@ -117,6 +117,16 @@ def test_a_bad_option_is_one_line(args, expected):
     assert done.stderr.startswith("interpreter: ")
 
 
+def test_levers_are_taken_from_the_command_line():
+    done = subprocess.run(
+        [sys.executable, RECIPE, "--missing", "--without", "core-O2", "--with", "lto"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stderr == ""
+
+
 def test_help_says_what_it_builds():
     done = subprocess.run(
         [sys.executable, RECIPE, "--help"], capture_output=True, text=True, timeout=60

@@ -628,6 +628,7 @@ def main(argv: list[str] | None = None) -> int:
             choices=which,
             metavar="LEVER",
             help=f"to measure it (bench/levers.py): {what}: {', '.join(which)}",
+            dest=flag[2:] + "_levers",
         )
     parser.add_argument(
         "--missing",
@@ -641,13 +642,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     opts = parser.parse_args(argv)
     prefix = os.path.abspath(opts.prefix)
+    levers = (set(TAKEN) - set(opts.without_levers)) | set(opts.with_levers)
     try:
         if opts.missing:
             print(" ".join(missing_packages(target_of(opts.arch))))
         elif opts.check:
             check_built(prefix)
         else:
-            levers = (set(TAKEN) - set(opts.without)) | set(opts.with_)
             build(prefix, max(1, opts.jobs), target_of(opts.arch), levers)
     except Failure as e:
         print(f"interpreter: {e}", file=sys.stderr)
