@@ -86,7 +86,6 @@ RUN if [ -s /etc/tinyapi-builder/pip-ca/ca.pem ]; then \
 # The interpreter, checked on this platform (a cross-compiled one could not be, where built).
 COPY --from=interpreter /opt/tinyapi-python/ /opt/tinyapi-python/
 COPY build/recipe/interpreter.py build/recipe/
-COPY build/interpreter/ build/interpreter/
 RUN /opt/tinyapi-python/bin/python3 build/recipe/interpreter.py --check --prefix /opt/tinyapi-python
 # The venv from the lock alone: this layer is rebuilt when the lock changes, not at every edit.
 COPY build/install-lock build/requirements.lock build/

@@ -9,7 +9,7 @@ import statistics
 import tempfile
 import time
 
-from bench.lib import BINARY, REPO, BenchError, run, say, stats
+from bench.lib import BINARY, REPO, BenchError, interpreter_recipe, run, say, stats
 from harness.digest import sha256
 from harness.epoch import source_date_epoch
 
@@ -31,7 +31,7 @@ def bench_build(results: dict, runs: int, clean_runs: int) -> None:
     env = dict(
         os.environ,
         SOURCE_DATE_EPOCH=source_date_epoch(),
-        TINYAPI_INTERPRETER_DOWNLOADS=os.path.join(REPO, "dist", "interpreter", "sources"),
+        TINYAPI_INTERPRETER_DOWNLOADS=interpreter_recipe().DOWNLOADS,
     )
     with tempfile.TemporaryDirectory(prefix="tinyapi-bench-build-") as copy:
         files = BUILD_INPUTS + [

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import glob
-import importlib.util
 import json
 import os
 import shutil
@@ -31,25 +30,26 @@ import statistics
 import sys
 import tempfile
 
-from bench.lib import REPO, RESULTS, BenchError, host_server, interleaved, run, say, wait_200
+from bench.lib import (
+    INTERPRETER_RECIPE,
+    REPO,
+    RESULTS,
+    BenchError,
+    host_server,
+    interleaved,
+    interpreter_recipe,
+    run,
+    say,
+    wait_200,
+)
 from bench.sizes import zstd_size
 from bench.wrk import wrk
 
-RECIPE = os.path.join(REPO, "build", "recipe", "interpreter.py")
 VARIANTS = os.path.join(REPO, "dist", "bench", "levers")
 SITE_PACKAGES = os.path.join(
     REPO, "dist", "interpreter", "venv", "lib", "python3.11", "site-packages"
 )
 BASE = "the kit's build"
-
-
-def recipe():
-    """build/recipe/interpreter.py as a module (it lives outside any package on sys.path)."""
-    spec = importlib.util.spec_from_file_location("tinyapi_interpreter_recipe", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def variants(interpreter, only: list[str]) -> dict[str, tuple[str, list[str]]]:
@@ -64,7 +64,11 @@ def variants(interpreter, only: list[str]) -> dict[str, tuple[str, list[str]]]:
 
 
 def build(prefix: str, options: list[str]) -> None:
-    run([sys.executable, RECIPE, "--prefix", prefix, *options], capture_output=False, timeout=3600)
+    run(
+        [sys.executable, INTERPRETER_RECIPE, "--prefix", prefix, *options],
+        capture_output=False,
+        timeout=3600,
+    )
 
 
 def payload(interpreter, prefix: str) -> list[str]:
@@ -144,7 +148,7 @@ def report(results: dict) -> str:
 
 
 def main(argv=None) -> int:
-    interpreter = recipe()
+    interpreter = interpreter_recipe()
     p = argparse.ArgumentParser(
         prog="python -m bench.levers",
         description=__doc__.split("\n\n")[0],

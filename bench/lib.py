@@ -5,9 +5,11 @@ is measured against are bench/baselines.py's, the checks before a run bench/pref
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import statistics
 import subprocess
+import sys
 import time
 
 from harness import paths
@@ -20,10 +22,20 @@ RESULTS = os.path.join(REPO, "bench", "results")
 BINARY = str(paths.BINARY)
 IMAGE = paths.IMAGE  # the default: make image IMAGE_NAME=... / TINYAPI_IMAGE_NAME=...
 LABEL = "tinyapi-bench=1"  # every container the bench starts carries it (cleanup)
+INTERPRETER_RECIPE = os.path.join(REPO, "build", "recipe", "interpreter.py")
 
 
 class BenchError(Exception):
     pass
+
+
+def interpreter_recipe():
+    """build/recipe/interpreter.py as a module (it is on no package path)."""
+    spec = importlib.util.spec_from_file_location("tinyapi_interpreter_recipe", INTERPRETER_RECIPE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 def say(msg: str) -> None:
