@@ -6,8 +6,9 @@ dist/bench/levers/ (cached by the recipe's key: a second run builds nothing). Ea
 against the interpreter the kit builds:
 
   size        what the binary would carry of it: libpython (and, with the modules not built
-              in, their shared objects), stripped as the freeze strips them; stored, and zstd
-              -19 --long=24 as staticx's archive is compressed
+              in, their shared objects; glibc's libm.so.6 where libpython needs it), stripped as
+              the freeze strips them; stored, and zstd -19 --long=24 as staticx's archive is
+              compressed
   start       process start to the first 200 on /alwaysok of the service from source, run by
               that interpreter (the build venv's packages), polled every 5 ms
   throughput  wrk on /alwaysok of that server right after
@@ -25,6 +26,8 @@ import datetime
 import glob
 import json
 import os
+import platform
+import re
 import shutil
 import statistics
 import sys
@@ -71,13 +74,21 @@ def build(prefix: str, options: list[str]) -> None:
     )
 
 
+def needed(path: str) -> list[str]:
+    """path's DT_NEEDED libraries."""
+    return re.findall(r"\(NEEDED\).*\[(.+)\]", run(["readelf", "-d", path]).stdout)
+
+
 def payload(interpreter, prefix: str) -> list[str]:
     """The files of prefix the binary would carry: libpython, and the service's modules where
-    they are not built in."""
+    they are not built in; and glibc's libm where libpython needs it (staticx packs it)."""
     lib = os.path.join(prefix, "lib")
-    files = [os.path.join(lib, "libpython3.11.so.1.0")]
+    libpython = os.path.join(lib, "libpython3.11.so.1.0")
+    files = [libpython]
     for name in interpreter.BUILTIN:
         files += glob.glob(os.path.join(lib, "python3.11", "lib-dynload", f"{name}.cpython-*.so"))
+    if "libm.so.6" in needed(libpython):
+        files.append(os.path.realpath(f"/lib/{platform.machine()}-linux-gnu/libm.so.6"))
     return files
 
 
@@ -137,7 +148,7 @@ def report(results: dict) -> str:
         "",
         "Each row is the kit's build with one lever switched: *taken* levers are left out, the "
         "others added. Sizes: libpython (plus the modules' shared objects where they are not "
-        "built in), stripped; start: to the first 200 of the service from source; throughput: "
+        "built in, and glibc's libm.so.6 where libpython needs it), stripped; start: to the first 200 of the service from source; throughput: "
         f"wrk {results['seconds']:g} s on /alwaysok right after.",
         "",
         "| build | the lever taken by the kit | stored | zstd | start | req/s |",

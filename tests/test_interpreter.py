@@ -53,10 +53,11 @@ def test_sources_are_debians_and_pinned():
     for name, (path, digest) in interpreter.SOURCES.items():
         assert re.fullmatch(r"[0-9a-f]{64}", digest), name
         assert path.startswith(("/debian/pool/main/", "/debian-security/pool/updates/main/"))
-    openssl, cpython, debian = (interpreter.SOURCES[n][0] for n in interpreter.SOURCES)
+    openssl, cpython, debian, musl = (interpreter.SOURCES[n][0] for n in interpreter.SOURCES)
     assert f"openssl_{interpreter.OPENSSL_VERSION}.orig" in openssl
     assert f"python3.11_{interpreter.CPYTHON_VERSION}.orig" in cpython
     assert f"{interpreter.CPYTHON_DEBIAN_VERSION}.debian.tar.xz" in debian
+    assert f"musl_{interpreter.MUSL_VERSION}.orig" in musl
 
 
 def test_openssl_keeps_its_assembly_and_drops_old_protocols():
@@ -88,6 +89,19 @@ def test_core_cflags_check_fails_loudly_on_another_definition(tmp_path):
     makefile.write_text("PY_CORE_CFLAGS=\t$(PY_STDMODULE_CFLAGS) -DPy_BUILD_CORE -DNEW\n")
     with pytest.raises(interpreter.Failure, match="update the core-O2 lever"):
         interpreter.check_core_cflags(str(makefile))
+
+
+def test_musls_math_objects_are_its_makefiles(tmp_path):
+    """An architecture's own version of a function replaces the generic one, as musl's
+    Makefile does; every other source gives its generic object."""
+    (tmp_path / "config.mak").write_text("ARCH = x86_64\n")
+    for name in ("src/math/sqrt.c", "src/math/sin.c", "src/math/x86_64/sqrt.c", "README"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    assert interpreter.musl_math(str(tmp_path)) == [
+        "obj/src/math/sin.o",
+        "obj/src/math/x86_64/sqrt.o",
+    ]
 
 
 def test_a_killed_builds_leftovers_are_cleared(tmp_path):
@@ -141,13 +155,15 @@ def test_help_says_what_it_builds():
 @pytest.mark.slow
 def test_the_binary_holds_no_extension_module_of_the_interpreter(binary):
     """The service's modules are inside libpython: no lib-dynload, no libssl or libcrypto;
-    the one extension module left is MarkupSafe's own."""
+    the one extension module left is MarkupSafe's own. No libm either."""
     with staticx_archive.open_archive(str(binary)) as archive:
         names = [m.name for m in archive.getmembers() if m.isfile()]
     assert not [n for n in names if "lib-dynload" in n]
     assert not [n for n in names if re.search(r"lib(ssl|crypto)\.so", n)]
     extensions = [n for n in names if re.search(r"\.cpython-311-.*\.so$", n)]
     assert [os.path.dirname(n).rsplit("/", 1)[-1] for n in extensions] == ["markupsafe"]
+    # musl's math functions are linked into libpython: nothing needs glibc's libm.
+    assert not [n for n in names if os.path.basename(n).startswith("libm.so")]
 
 
 @pytest.mark.slow
@@ -170,8 +186,12 @@ def test_sbom_gives_cpython_and_openssl_with_their_pedigree(sbom):
     )
     assert "--without-doc-strings" in cpython["pedigree"]["notes"]
     assert "no-tls1_1" in openssl["pedigree"]["notes"]
-    linked = [p["value"] for p in openssl["properties"] if p["name"] == "tinyapi:file"]
-    assert linked and all("libpython3.11.so" in v and "(linked in)" in v for v in linked)
+    musl = components["musl"]
+    assert musl["version"] == interpreter.MUSL_VERSION
+    assert musl["licenses"] == [{"license": {"id": "MIT"}}]
+    for component in (openssl, musl):
+        linked = [p["value"] for p in component["properties"] if p["name"] == "tinyapi:file"]
+        assert linked and all("libpython3.11.so" in v and "(linked in)" in v for v in linked)
 
 
 # --- TLS, as the binary's health checks do it -------------------------------------------------

@@ -1,8 +1,9 @@
 """The interpreter the binary is frozen with: CPython 3.11 and OpenSSL 3.0 built from Debian's
 hash-pinned sources for this service. OpenSSL is configured as a TLS 1.2/1.3 client and keeps
 its assembly. It is linked into libpython together with the extension modules the service
-loads (build/interpreter/Setup.local). The interpreter's core is compiled with -O2, the rest
-with -Os. The build lands in PREFIX with a manifest, PREFIX/tinyapi-interpreter.json. The
+loads (build/interpreter/Setup.local) and musl's math functions (no glibc libm in the binary).
+The interpreter's core is compiled with -O2, the rest with -Os: each such choice is a lever
+of LEVERS, which bench/levers.py measures alone. The build lands in PREFIX with a manifest, PREFIX/tinyapi-interpreter.json. The
 SBOM reads its components and their pedigree from that manifest, and a later run with the same
 inputs reuses the build.
 
@@ -27,6 +28,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -66,10 +68,16 @@ SOURCES = {
         "/debian/pool/main/p/python3.11/python3.11_3.11.2-6+deb12u8.debian.tar.xz",
         "ece2d63c70ac0b7a401fbe6b51b0103be997c294a01a3865549be1862794ba97",
     ),
+    # Debian's musl 1.2.3-1 is this file and no patch (its debian.tar.xz has none).
+    "musl": (
+        "/debian/pool/main/m/musl/musl_1.2.3.orig.tar.gz",
+        "7d5b0b6062521e4627e099e4c9dc8248d32a30285e959b7eecaa780cf8cfd4a4",
+    ),
 }
 OPENSSL_VERSION = "3.0.22"
 CPYTHON_VERSION = "3.11.2"
 CPYTHON_DEBIAN_VERSION = "3.11.2-6+deb12u8"
+MUSL_VERSION = "1.2.3"
 # Debian's series from this patch on: upstream's own fixes (CVEs, two crashes), backported.
 # The patches before it fit CPython to Debian's file layout and packaging, not used here.
 FIRST_DEBIAN_PATCH = "shutdown-deadlock.diff"
@@ -162,6 +170,12 @@ LEVERS = [
         "second",
         make=("PY_CORE_CFLAGS=$(PY_STDMODULE_CFLAGS) -DPy_BUILD_CORE -O2",),
     ),
+    Lever(
+        "musl-libm",
+        "the math functions libpython calls taken from musl's libm (src/math, PIC) and linked "
+        "in, instead of glibc's libm.so.6 in the binary; their results can differ from glibc's "
+        "in the last bits",
+    ),
     Lever("lto", "link-time optimisation", configure=("--with-lto",), taken=False),
     Lever(
         "bsymbolic",
@@ -181,7 +195,7 @@ BUILTIN = [
     "_sha512", "_socket", "_ssl", "_struct", "_typing", "array", "binascii", "fcntl", "grp",
     "math", "mmap", "resource", "select", "unicodedata", "zlib",
 ]  # fmt: skip
-LICENSES = {"cpython": "PSF-2.0", "openssl": "Apache-2.0"}
+LICENSES = {"cpython": "PSF-2.0", "openssl": "Apache-2.0", "musl": "MIT"}
 
 
 class Failure(Exception):
@@ -399,6 +413,42 @@ def build_openssl(src: str, out: str, target: Target, levers, jobs: int, log: st
     step(["make", "install_dev"], src, log, env)
 
 
+def musl_math(src: str) -> list[str]:
+    """musl's Makefile's objects of src/math for the configured architecture: each generic
+    source, or its architecture's version where there is one."""
+    with open(os.path.join(src, "config.mak")) as f:
+        arch = re.search(r"^ARCH = (\S+)$", f.read(), re.M)[1]
+    objects = {}
+    for directory in ("src/math", f"src/math/{arch}"):
+        for name in sorted(os.listdir(os.path.join(src, directory))):
+            stem, ext = os.path.splitext(name)
+            if ext in (".c", ".s", ".S"):
+                objects[stem] = f"obj/{directory}/{stem}.o"
+    return sorted(objects.values())
+
+
+def musl_options(target: Target, levers: Collection[str]) -> list[str]:
+    cross = [f"CROSS_COMPILE={target.triplet}-"] if target.cross else []
+    return [
+        f"--target={target.machine}-linux-musl",
+        "--disable-shared",
+        f"CC={target.gcc}",
+        "CFLAGS=" + " ".join([*taken(levers, "cflags"), "-fPIC"]),
+        *cross,
+    ]
+
+
+def build_libm(src: str, target: Target, levers, jobs: int, log: str, env) -> str:
+    """musl's math functions as a static archive of PIC objects, for --with-libm."""
+    step(["./configure", *musl_options(target, levers)], src, log, env)
+    objects = musl_math(src)
+    step(["make", f"-j{jobs}", *objects], src, log, env)
+    archive = os.path.join(src, "libm-musl.a")
+    ar = f"{target.triplet}-ar" if target.cross else "ar"
+    step([ar, "rcsD", archive, *objects], src, log, env)
+    return archive
+
+
 def cpython_options(target: Target, levers: Collection[str]) -> list[str]:
     options = [
         f"--prefix={COMPILED_PREFIX}",
@@ -433,7 +483,16 @@ def check_core_cflags(makefile_pre_in: str) -> None:
 
 
 def build_cpython(
-    src: str, debian: str, openssl: str, stage_dir: str, target: Target, levers, jobs, log, env
+    src: str,
+    debian: str,
+    openssl: str,
+    libm: str | None,
+    stage_dir: str,
+    target: Target,
+    levers,
+    jobs: int,
+    log: str,
+    env,
 ) -> tuple[list[str], list[str]]:
     patches = debian_patches(debian)
     for name in patches:
@@ -444,6 +503,8 @@ def build_cpython(
     if "core-O2" in levers:
         check_core_cflags(os.path.join(src, "Makefile.pre.in"))
     options = [*cpython_options(target, levers), f"--with-openssl={openssl}"]
+    if libm:
+        options.append(f"--with-libm={libm}")
     if target.cross:
         site = os.path.join(src, "config.site-cross")
         with open(site, "w") as f:
@@ -459,16 +520,26 @@ def build_cpython(
 
 
 def check(prefix: str, levers: Collection[str] = TAKEN) -> None:
-    """The service's modules are built in (with that lever), the tools' can be imported, and
-    ssl is this OpenSSL: asked of the new interpreter."""
+    """The service's modules are built in (with that lever), the tools' can be imported, ssl
+    is this OpenSSL, and glibc's libm is loaded or not, as the levers say: asked of the new
+    interpreter with every symbol bound at its start (a math function musl-libm lacked would
+    fail here, not at its first call)."""
     code = (
         f"import ssl, sys, {', '.join(FOR_THE_TOOLS)}; "
-        "missing = set(sys.argv[1:]) - set(sys.builtin_module_names); "
+        "libm = 'libm.so.6' in open('/proc/self/maps').read(); "
+        "assert libm == (sys.argv[1] == 'glibc'), f'glibc libm loaded: {libm}'; "
+        "missing = set(sys.argv[2:]) - set(sys.builtin_module_names); "
         "assert not missing, f'not built in: {sorted(missing)}'; print(ssl.OPENSSL_VERSION)"
     )
     python = os.path.join(prefix, "bin", "python3")
+    libm = "musl" if "musl-libm" in levers else "glibc"
     builtin = BUILTIN if "builtin-modules" in levers else []
-    proc = subprocess.run([python, "-c", code, *builtin], capture_output=True, text=True)
+    proc = subprocess.run(
+        [python, "-c", code, libm, *builtin],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, LD_BIND_NOW="1"),
+    )
     if proc.returncode != 0 or OPENSSL_VERSION not in proc.stdout:
         raise Failure(f"the new interpreter fails its check: {proc.stderr.strip()[-300:]}")
 
@@ -516,8 +587,9 @@ def build(prefix: str, jobs: int, target: Target, levers: Collection[str] = TAKE
     env.setdefault("SOURCE_DATE_EPOCH", "0")
     began = time.monotonic()
     downloads = os.environ.get("TINYAPI_INTERPRETER_DOWNLOADS", DOWNLOADS)
-    say(f"fetching Debian's sources ({', '.join(SOURCES)}), sha256-pinned")
-    archives = {name: fetch(name, downloads) for name in SOURCES}
+    used = [name for name in SOURCES if name != "musl" or "musl-libm" in levers]
+    say(f"fetching Debian's sources ({', '.join(used)}), sha256-pinned")
+    archives = {name: fetch(name, downloads) for name in used}
     # One fixed build directory: its path is compiled into OpenSSL's and sysconfig's build
     # flags, so two builds anywhere give the same bytes. Hence also the lock.
     work = os.path.join(tempfile.gettempdir(), "tinyapi-interpreter-build")
@@ -531,12 +603,17 @@ def build(prefix: str, jobs: int, target: Target, levers: Collection[str] = TAKE
         what = f"for {target.machine}, cross-compiled" if target.cross else "configure + make"
         say(f"OpenSSL {OPENSSL_VERSION}: {what}, {jobs} jobs (~2 min on 2 cores)")
         build_openssl(ossl_src, ossl, target, levers, jobs, log, env)
+        libm = None
+        if "musl-libm" in levers:
+            say(f"musl {MUSL_VERSION}'s math functions, for libpython")
+            libm_src = unpack(archives["musl"], work)
+            libm = build_libm(libm_src, target, levers, jobs, log, env)
         py_src = unpack(archives["cpython"], work)
         debian = unpack(archives["cpython-debian"], work)
         say(f"CPython {CPYTHON_VERSION} + Debian's fixes: {what} (~3 min on 2 cores)")
         stage_dir = os.path.join(work, "stage")
         patches, py_options = build_cpython(
-            py_src, debian, ossl, stage_dir, target, levers, jobs, log, env
+            py_src, debian, ossl, libm, stage_dir, target, levers, jobs, log, env
         )
         installed = stage_dir + COMPILED_PREFIX
         # No tests, no idle, no tkinter sources: what the build's venv can do without.
@@ -567,12 +644,25 @@ def build(prefix: str, jobs: int, target: Target, levers: Collection[str] = TAKE
                     "configure": [
                         o
                         for o in py_options
-                        if not o.startswith(("--with-openssl=", "--with-build-python="))
+                        if not o.startswith(
+                            ("--with-openssl=", "--with-build-python=", "--with-libm=")
+                        )
                     ],
                     "builtin_modules": BUILTIN if "builtin-modules" in levers else [],
                 },
             ],
         }
+        if libm:
+            manifest["components"].append(
+                {
+                    "name": "musl",
+                    "version": MUSL_VERSION,
+                    "license": LICENSES["musl"],
+                    "sources": [source_entry("musl")],
+                    "patches": [],
+                    "configure": musl_options(target, levers),
+                }
+            )
         with open(os.path.join(installed, MANIFEST), "w") as f:
             json.dump(manifest, f, indent=1)
         if target.cross:

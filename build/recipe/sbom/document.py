@@ -26,7 +26,12 @@ from recipe.sbom.owners import (
     interpreter_component,
     python_license,
 )
-from recipe.sbom.pedigree import kit_component, staticx_pedigree, zstd_component
+from recipe.sbom.pedigree import (
+    kit_component,
+    linked_into_libpython,
+    staticx_pedigree,
+    zstd_component,
+)
 
 # platform.machine() -> the OCI platform's architecture (the binary is the build machine's).
 ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
@@ -73,11 +78,12 @@ def components_of(binary: str) -> list[dict]:
     staticx["pedigree"] = staticx_pedigree(staticx["version"])
     purl, fields = zstd_component()
     components.add(purl, "(staticx bootloader: zstd decoder)", **fields)
-    # OpenSSL has no file of its own: it is linked into libpython, for _ssl.
+    # OpenSSL (for _ssl), and musl's math functions where taken, are linked into libpython.
     libpython = [name for name, _ in entries if os.path.basename(name).startswith("libpython")]
-    purl, fields = kit_component("openssl")
-    for name in libpython:
-        components.add(purl, f"{name} (linked in)", **fields)
+    for linked in linked_into_libpython():
+        purl, fields = kit_component(linked)
+        for name in libpython:
+            components.add(purl, f"{name} (linked in)", **fields)
 
     for name in bundled:
         if name.startswith(".staticx.") or name == "tinyapi":

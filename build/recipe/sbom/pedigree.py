@@ -102,8 +102,15 @@ def zstd_component() -> tuple[str, dict]:
     )
 
 
+def linked_into_libpython() -> list[str]:
+    """The components of the kit's interpreter with no file of their own: openssl, and musl
+    (its math functions) when the build took them."""
+    manifest = read_manifest(sys.base_prefix)
+    return [c["name"] for c in manifest.get("components", ()) if c["name"] != "cpython"]
+
+
 def kit_component(name: str) -> tuple[str, dict]:
-    """cpython or openssl of the interpreter the build ran on, as its manifest describes it:
+    """A component (cpython, openssl, musl) of the interpreter the build ran on, as its manifest describes it:
     version, licence, and a pedigree of the pinned Debian sources (ancestors), the patches
     applied (Debian's backported fixes, each by its name in the debian.tar.xz) and the
     configure options (a property each)."""
@@ -131,7 +138,7 @@ def kit_component(name: str) -> tuple[str, dict]:
         {"type": "backport", "diff": {"url": f"{debian}#debian/patches/{patch}"}}
         for patch in part["patches"]
     ]
-    built = "linked into libpython" if name == "openssl" else "the interpreter"
+    built = "the interpreter" if name == "cpython" else "linked into libpython"
     fields = {
         "name": name,
         "version": version,
