@@ -166,6 +166,31 @@ def test_the_binary_holds_no_extension_module_of_the_interpreter(binary):
     assert not [n for n in names if os.path.basename(n).startswith("libm.so")]
 
 
+# Each of these math calls fails: with musl's libm as with glibc's, Python says so the same way.
+MATH_ERRORS = """
+import math
+for f, args in ((math.sqrt, (-1,)), (math.exp, (1000,)), (math.log, (0,)), (math.acos, (2,)),
+                (math.lgamma, (-1,)), (math.pow, (0, -1)), (math.fmod, (1, 0)),
+                (math.atanh, (1,)), (math.cosh, (1e6,)), (math.ldexp, (1.0, 10**4))):
+    try:
+        print(f.__name__, f(*args))
+    except (ValueError, OverflowError) as e:
+        print(f.__name__, type(e).__name__, e)
+"""
+
+
+@pytest.mark.slow
+def test_math_fails_as_with_glibcs_libm(binary):
+    """The kit's interpreter (musl's math functions) against the one running the tests
+    (glibc's libm): the same exception and message for each domain and range error."""
+    kit = ROOT / "dist" / "interpreter" / "python" / "bin" / "python3"
+    ours, glibcs = (
+        subprocess.run([python, "-c", MATH_ERRORS], capture_output=True, text=True, check=True)
+        for python in (str(kit), sys.executable)
+    )
+    assert ours.stdout == glibcs.stdout and ours.stdout.count("Error") == 10, ours.stdout
+
+
 @pytest.mark.slow
 def test_sbom_gives_cpython_and_openssl_with_their_pedigree(sbom):
     components = {c["name"]: c for c in sbom["components"]}
