@@ -55,7 +55,8 @@ int main(void) {
         OUT("fabs", fabs(w)); OUT("frexp", frexp(w, &e)); OUT("ldexp", ldexp(x, (int)y * 10));
         OUT("modf", modf(x, &ip));
         sincos(x, &s, &c);
-        OUT("sincos", s + c);
+        OUT("sincos.sin", s);
+        OUT("sincos.cos", c);
     }
     return 0;
 }
