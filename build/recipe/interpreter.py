@@ -3,9 +3,9 @@ hash-pinned sources for this service. OpenSSL is configured as a TLS 1.2/1.3 cli
 its assembly. It is linked into libpython together with the extension modules the service
 loads (build/interpreter/Setup.local) and musl's math functions (no glibc libm in the binary).
 The interpreter's core is compiled with -O2, the rest with -Os: each such choice is a lever
-of LEVERS, which bench/levers.py measures alone. The build lands in PREFIX with a manifest, PREFIX/tinyapi-interpreter.json. The
-SBOM reads its components and their pedigree from that manifest, and a later run with the same
-inputs reuses the build.
+of LEVERS, which bench/levers.py measures alone. The build lands in PREFIX with a manifest,
+PREFIX/tinyapi-interpreter.json. The SBOM reads its components and their pedigree from that
+manifest, and a later run with the same inputs reuses the build.
 
 Standard library only, so any Python 3 can run it: the Dockerfile's builder stage runs it
 before any venv exists, `make build-venv` runs it on a host.
@@ -179,9 +179,9 @@ LEVERS = [
     Lever("lto", "link-time optimisation", configure=("--with-lto",), taken=False),
     Lever(
         "bsymbolic",
-        "libpython's calls to its own functions bound at the link, not through the PLT",
+        "libpython's calls to its own functions bound at the link, not through the PLT: "
+        "smaller and quicker (nothing here interposes them)",
         ldflags=("-Wl,-Bsymbolic-functions",),
-        taken=False,
     ),
 ]
 LEVER_NAMES = [lever.name for lever in LEVERS]
