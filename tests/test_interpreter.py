@@ -82,6 +82,14 @@ def test_a_lever_left_out_leaves_its_options_out_and_only_them():
     assert set(with_lto) - set(kit) == {"--with-lto"}
 
 
+def test_without_builtin_modules_setup_local_keeps_its_other_rules():
+    kit = interpreter.setup_local(interpreter.TAKEN)
+    without = interpreter.setup_local(set(interpreter.TAKEN) - {"builtin-modules"})
+    assert "*static*" in kit and "\n_ssl _ssl.c" in kit
+    assert "*static*" not in without and "_ssl _ssl.c" not in without
+    assert "\npyexpat pyexpat.c" in without and "\n_hashlib" in without
+
+
 def test_core_cflags_check_fails_loudly_on_another_definition(tmp_path):
     makefile = tmp_path / "Makefile.pre.in"
     makefile.write_text("PY_CORE_CFLAGS=\t$(PY_STDMODULE_CFLAGS) -DPy_BUILD_CORE\n")

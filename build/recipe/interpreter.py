@@ -471,6 +471,16 @@ def cpython_options(target: Target, levers: Collection[str]) -> list[str]:
     ]
 
 
+def setup_local(levers: Collection[str]) -> str:
+    """Setup.local, whose *static* section is the builtin-modules lever: without it, those
+    modules are built as shared objects (its pyexpat rule and disabled modules still hold)."""
+    with open(SETUP_LOCAL) as f:
+        text = f.read()
+    if "builtin-modules" in levers:
+        return text
+    return re.sub(r"^\*static\*$.*?(?=^\*)", "", text, count=1, flags=re.M | re.S)
+
+
 def check_core_cflags(makefile_pre_in: str) -> None:
     """core-O2 redefines PY_CORE_CFLAGS: CPython's definition must still be the one it
     repeats, or the core would lose flags without a word."""
@@ -498,8 +508,8 @@ def build_cpython(
     for name in patches:
         patch = os.path.join(debian, "patches", name)
         step(["patch", "-p1", "-s", "-f", "--fuzz=0", "-i", patch], src, log, env)
-    if "builtin-modules" in levers:
-        shutil.copyfile(SETUP_LOCAL, os.path.join(src, "Modules", "Setup.local"))
+    with open(os.path.join(src, "Modules", "Setup.local"), "w") as f:
+        f.write(setup_local(levers))
     if "core-O2" in levers:
         check_core_cflags(os.path.join(src, "Makefile.pre.in"))
     options = [*cpython_options(target, levers), f"--with-openssl={openssl}"]
