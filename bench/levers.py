@@ -148,7 +148,8 @@ def report(results: dict) -> str:
         "",
         "Each row is the kit's build with one lever switched: *taken* levers are left out, the "
         "others added. Sizes: libpython (plus the modules' shared objects where they are not "
-        "built in, and glibc's libm.so.6 where libpython needs it), stripped; start: to the first 200 of the service from source; throughput: "
+        "built in, and glibc's libm.so.6 where libpython needs it), stripped; start: to the "
+        "first 200 of the service from source; throughput: "
         f"wrk {results['seconds']:g} s on /alwaysok right after.",
         "",
         "| build | the lever taken by the kit | stored | zstd | start | req/s |",
@@ -168,6 +169,8 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=5, help="interleaved runs (default 5)")
     p.add_argument("--seconds", type=float, default=5, help="wrk's run (default 5 s)")
     args = p.parse_args(argv)
+    if args.runs < 1 or args.seconds < 1:
+        p.error("--runs and --seconds take 1 or more")
     try:
         builds = variants(interpreter, args.only)
         for i, (name, (prefix, options)) in enumerate(builds.items(), 1):
