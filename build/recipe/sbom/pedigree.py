@@ -110,10 +110,10 @@ def linked_into_libpython() -> list[str]:
 
 
 def kit_component(name: str) -> tuple[str, dict]:
-    """A component (cpython, openssl, musl) of the interpreter the build ran on, as its manifest describes it:
-    version, licence, and a pedigree of the pinned Debian sources (ancestors), the patches
-    applied (Debian's backported fixes, each by its name in the debian.tar.xz) and the
-    configure options (a property each)."""
+    """A component (cpython, openssl, musl) of the interpreter the build ran on, as its
+    manifest describes it: version, licence, and a pedigree of the pinned Debian sources
+    (ancestors), the patches applied (Debian's backported fixes, each by its name in the
+    debian.tar.xz) and the configure options (a property each)."""
     manifest = read_manifest(sys.base_prefix)
     found = [c for c in manifest.get("components", ()) if c["name"] == name]
     if not found:
