@@ -129,10 +129,13 @@ def row(name: str, got: dict, base: dict) -> str:
     size = lambda v: f"{v:,} B"  # noqa: E731
     ms = lambda v: f"{v * 1000:.0f} ms"  # noqa: E731
     rps = lambda v: f"{v:,.0f}"  # noqa: E731
+    # The spread beside each median: a noisy run shows.
+    starts, rates = zip(*got["runs"], strict=True)
     return (
         f"| {name} | {got['taken']} | {delta(got['stored'], base['stored'], size)} "
         f"| {delta(got['zstd'], base['zstd'], size)} "
-        f"| {delta(got['start_s'], base['start_s'], ms)} | {delta(got['rps'], base['rps'], rps)} |"
+        f"| {delta(got['start_s'], base['start_s'], ms)} [{ms(min(starts))}-{ms(max(starts))}] "
+        f"| {delta(got['rps'], base['rps'], rps)} [{rps(min(rates))}-{rps(max(rates))}] |"
     )
 
 
@@ -144,7 +147,7 @@ def report(results: dict) -> str:
         "",
         f"{results['when']}, commit {results['commit']}, {results['cpus']} CPUs, load "
         f"{results['load']:.1f} at the start; `python -m bench.levers` "
-        f"(bench/levers.py says how). {results['runs']} interleaved runs, medians.",
+        f"(bench/levers.py says how). {results['runs']} interleaved runs, medians [min-max].",
         "",
         "Each row is the kit's build with one lever switched: *taken* levers are left out, the "
         "others added. Sizes: libpython (plus the modules' shared objects where they are not "
