@@ -556,12 +556,13 @@ def check(prefix: str, levers: Collection[str] = TAKEN) -> None:
 
 def check_built(prefix: str) -> None:
     """--check: a cross-built interpreter, checked where it runs."""
-    built = read_manifest(prefix).get("machine")
+    manifest = read_manifest(prefix)
+    built = manifest.get("machine")
     if built is None:
         raise Failure(f"{prefix} has no {MANIFEST}: not an interpreter this recipe built")
     if built != platform.machine():
         raise Failure(f"{prefix} is for {built}: check it on {built}, not {platform.machine()}")
-    check(prefix, read_manifest(prefix).get("levers", TAKEN))
+    check(prefix, manifest.get("levers", TAKEN))
     say(f"{prefix} checked: {len(BUILTIN)} modules built in, OpenSSL {OPENSSL_VERSION}")
 
 
